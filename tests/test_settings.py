@@ -1,0 +1,57 @@
+"""Settings are validated once, with errors that name the variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from worker.settings import DEFAULT_DATABASE_URL, SettingsError, settings_from_env
+
+
+def test_defaults_need_no_configuration() -> None:
+    settings = settings_from_env({})
+    assert settings.database_url == DEFAULT_DATABASE_URL
+    assert settings.redis_url is None
+    assert settings.athena_base_url == "https://api.preview.platform.athenahealth.com"
+    assert settings.athena_token_url == "https://api.preview.platform.athenahealth.com/oauth2/v1/token"
+    assert settings.athena_scope == "athena/service/Athenanet.MDP.*"
+
+
+def test_environment_picks_production_host_and_overrides_win() -> None:
+    prod = settings_from_env({"ATHENA_ENVIRONMENT": "production"})
+    assert prod.athena_base_url == "https://api.platform.athenahealth.com"
+    custom = settings_from_env({"ATHENA_BASE_URL": "http://127.0.0.1:8765/"})
+    assert custom.athena_token_url == "http://127.0.0.1:8765/oauth2/v1/token"
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"ATHENA_ENVIRONMENT": "staging"}, "ATHENA_ENVIRONMENT"),
+        ({"ATHENA_PAGE_LIMIT": "5001"}, "ATHENA_PAGE_LIMIT"),
+        ({"ATHENA_PAGE_LIMIT": "many"}, "ATHENA_PAGE_LIMIT"),
+        ({"ATHENA_PRACTICE_IDS": "195900,abc"}, "ATHENA_PRACTICE_IDS"),
+        ({"ATHENA_BASE_URL": "ftp://x"}, "ATHENA_BASE_URL"),
+        ({"SYNC_WINDOW_DAYS": "40"}, "SYNC_WINDOW_DAYS"),
+        ({"SCHEDULE_RECONCILE_CRON": "* *"}, "SCHEDULE_RECONCILE_CRON"),
+    ],
+)
+def test_bad_values_name_the_variable(env: dict[str, str], variable: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        settings_from_env(env)
+    assert info.value.variable == variable
+    assert str(info.value).startswith(variable)
+
+
+def test_practice_list_is_parsed_and_deduplicated() -> None:
+    settings = settings_from_env({"ATHENA_PRACTICE_IDS": " 195900, 1128700 ,195900"})
+    assert settings.athena_practice_ids == ("195900", "1128700")
+
+
+def test_secret_is_not_in_repr() -> None:
+    settings = settings_from_env({"ATHENA_CLIENT_SECRET": "s3cr3t-value"})
+    assert "s3cr3t-value" not in repr(settings)
+
+
+def test_missing_credentials_name_the_variable() -> None:
+    with pytest.raises(SettingsError, match="ATHENA_CLIENT_ID"):
+        settings_from_env({}).require_credentials()
