@@ -38,7 +38,7 @@ def pg_server_url() -> str:
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
-    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+    except Exception as exc:
         pytest.fail(START_POSTGRES.format(url=PG_ADMIN_URL, error=exc), pytrace=False)
     finally:
         engine.dispose()
@@ -79,7 +79,7 @@ def redis_url() -> str:
     client = redis.Redis.from_url(REDIS_URL)
     try:
         client.ping()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         pytest.fail(START_REDIS.format(url=REDIS_URL, error=exc), pytrace=False)
     finally:
         client.close()

@@ -12,7 +12,9 @@ def test_defaults_need_no_configuration() -> None:
     assert settings.database_url == DEFAULT_DATABASE_URL
     assert settings.redis_url is None
     assert settings.athena_base_url == "https://api.preview.platform.athenahealth.com"
-    assert settings.athena_token_url == "https://api.preview.platform.athenahealth.com/oauth2/v1/token"
+    assert (
+        settings.athena_token_url == "https://api.preview.platform.athenahealth.com/oauth2/v1/token"
+    )
     assert settings.athena_scope == "athena/service/Athenanet.MDP.*"
 
 
