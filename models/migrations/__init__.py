@@ -1,0 +1,1 @@
+"""Alembic migrations for athena-sync (run through ``worker.db.upgrade``)."""

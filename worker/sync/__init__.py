@@ -1,0 +1,1 @@
+"""Sync orchestration: runs, the upsert helper, deletion marking, dead letters."""
