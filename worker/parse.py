@@ -1,0 +1,224 @@
+"""Pure parsing helpers for athenahealth payloads, and ``BadRecord``, the one error they raise.
+
+The API mixes types for the same field (ids as ints or strings, booleans as ``true`` or
+``"true"``), writes dates as ``MM/DD/YYYY`` (``01/01/0001`` meaning "none"), times as ``HH:MM``
+and audit timestamps as zoneless ``MM/DD/YYYY HH:MM:SS`` in US/Eastern. Every helper takes the
+field name so a failure can say which field was wrong. Messages name the field and the kind of
+problem, never the value (values can be patient data).
+
+Time zones: wall-clock times are turned into instants with ``zoneinfo``. An ambiguous time on a
+fall-back day (01:30 happens twice) resolves to the *first* occurrence (``fold=0``, daylight
+time); a nonexistent time on a spring-forward day (02:30 never happens) is shifted forward by the
+gap, like a wall clock would be (02:30 EST == 03:30 EDT).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, time
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+EASTERN = "US/Eastern"
+SENTINEL_DATE = "01/01/0001"
+
+_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
+_HHMM = re.compile(r"(\d{1,2}):(\d{2})")
+_DATETIME = re.compile(r"(\d{1,2}/\d{1,2}/\d{4})\s+(\d{1,2}):(\d{2})(?::(\d{2}))?")
+_INT = re.compile(r"[+-]?\d+")
+_TRUE = frozenset({"true", "t", "y", "yes", "1"})
+_FALSE = frozenset({"false", "f", "n", "no", "0"})
+
+
+class BadRecord(ValueError):
+    """A record (or one field of it) cannot be mapped; ``reason`` says why, ``field`` where."""
+
+    def __init__(self, reason: str, field: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.field = field
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, list):
+        return "array"
+    return type(value).__name__
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _required(field: str, required: bool) -> None:
+    if required:
+        raise BadRecord(f"{field} is missing", field)
+
+
+def parse_id(value: Any, field: str, *, required: bool = True) -> str | None:
+    """An id as text: accepts ints and strings (stripped); rejects bools, fractions, objects."""
+    if _missing(value):
+        _required(field, required)
+        return None
+    if isinstance(value, bool):
+        raise BadRecord(f"{field} is a boolean, not an id", field)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value.is_integer():
+            return str(int(value))
+        raise BadRecord(f"{field} is a fractional number, not an id", field)
+    if isinstance(value, str):
+        return value.strip()
+    raise BadRecord(f"{field} must be an id, got {_type_name(value)}", field)
+
+
+def parse_str(value: Any, field: str, *, required: bool = False) -> str | None:
+    """Free text (names, codes); numbers become text; blank becomes None."""
+    if _missing(value):
+        _required(field, required)
+        return None
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    raise BadRecord(f"{field} must be text, got {_type_name(value)}", field)
+
+
+def parse_str_list(value: Any, field: str) -> list[str] | None:
+    """A list of ids/text (``otherprovideridlist``); each item as text."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise BadRecord(f"{field} must be a list, got {_type_name(value)}", field)
+    items = [parse_id(item, field, required=False) for item in value]
+    return [item for item in items if item is not None]
+
+
+def parse_bool(value: Any, field: str, *, required: bool = False) -> bool | None:
+    """true/false in any of the API's spellings: JSON booleans, "true"/"false", "Y"/"N", 1/0."""
+    if _missing(value):
+        _required(field, required)
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+    raise BadRecord(f"{field} is not a boolean", field)
+
+
+def parse_int(value: Any, field: str, *, required: bool = False) -> int | None:
+    """A whole number given as a JSON number or a numeric string."""
+    if _missing(value):
+        _required(field, required)
+        return None
+    if isinstance(value, bool):
+        raise BadRecord(f"{field} is a boolean, not a whole number", field)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and _INT.fullmatch(value.strip()):
+        return int(value.strip())
+    raise BadRecord(f"{field} is not a whole number", field)
+
+
+def parse_float(value: Any, field: str, *, required: bool = False) -> float | None:
+    """A number given as a JSON number or a numeric string (latitude, longitude)."""
+    if _missing(value):
+        _required(field, required)
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            pass
+    raise BadRecord(f"{field} is not a number", field)
+
+
+def parse_date(value: Any, field: str, *, required: bool = False) -> date | None:
+    """``MM/DD/YYYY`` to a date; the sentinel ``01/01/0001`` means none."""
+    if _missing(value):
+        _required(field, required)
+        return None
+    if not isinstance(value, str):
+        raise BadRecord(f"{field} is not a MM/DD/YYYY date", field)
+    text = value.strip()
+    if text == SENTINEL_DATE:
+        _required(field, required)
+        return None
+    match = _DATE.fullmatch(text)
+    if not match:
+        raise BadRecord(f"{field} is not a MM/DD/YYYY date", field)
+    month, day, year = (int(part) for part in match.groups())
+    try:
+        return date(year, month, day)
+    except ValueError:
+        raise BadRecord(f"{field} is an impossible date", field) from None
+
+
+def parse_hhmm(value: Any, field: str, *, required: bool = False) -> time | None:
+    """``HH:MM`` (24 hour) to a time."""
+    if _missing(value):
+        _required(field, required)
+        return None
+    match = _HHMM.fullmatch(value.strip()) if isinstance(value, str) else None
+    if not match:
+        raise BadRecord(f"{field} is not an HH:MM time", field)
+    hour, minute = int(match[1]), int(match[2])
+    if hour > 23 or minute > 59:
+        raise BadRecord(f"{field} is an impossible time", field)
+    return time(hour, minute)
+
+
+@lru_cache(maxsize=256)
+def zone_info(name: str) -> ZoneInfo:
+    """The ZoneInfo for an IANA name (``US/Eastern``, ``America/Phoenix``) or BadRecord."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise BadRecord("unknown time zone", "timezonename") from None
+
+
+def local_to_utc(day: date, clock: time, zone_name: str) -> datetime:
+    """Wall-clock ``day`` + ``clock`` in ``zone_name`` as an aware UTC datetime (see module doc)."""
+    if not isinstance(zone_name, str) or not zone_name.strip():
+        raise BadRecord("time zone is missing", "timezonename")
+    local = datetime.combine(day, clock).replace(tzinfo=zone_info(zone_name.strip()), fold=0)
+    return local.astimezone(UTC)
+
+
+def parse_athena_datetime(
+    value: Any, field: str, *, zone: str = EASTERN, required: bool = False
+) -> datetime | None:
+    """``MM/DD/YYYY HH:MM[:SS]`` in ``zone`` (US/Eastern for audit times) to aware UTC."""
+    if _missing(value):
+        _required(field, required)
+        return None
+    match = _DATETIME.fullmatch(value.strip()) if isinstance(value, str) else None
+    if not match:
+        raise BadRecord(f"{field} is not a MM/DD/YYYY HH:MM:SS timestamp", field)
+    day = parse_date(match[1], field, required=required)
+    if day is None:
+        return None
+    hour, minute, second = int(match[2]), int(match[3]), int(match[4] or 0)
+    if hour > 23 or minute > 59 or second > 59:
+        raise BadRecord(f"{field} is an impossible time", field)
+    return local_to_utc(day, time(hour, minute, second), zone)
+
+
+def to_eastern_param(moment: datetime) -> str:
+    """An aware datetime as the API's ``MM/DD/YYYY HH:MM:SS`` US/Eastern query value."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("to_eastern_param needs an aware datetime")
+    return moment.astimezone(zone_info(EASTERN)).strftime("%m/%d/%Y %H:%M:%S")
