@@ -1,6 +1,7 @@
 """Errors raised by the athenahealth client.
 
-    AthenaError                      base; carries status, path, practice_id, api_error, detail
+    AthenaError                      base; carries status, path, practice_id, api_error, detail,
+                                     retry_after (seconds, from a Retry-After header), request_id
     ├── RetriableError               429, 5xx, timeouts, connection errors: try again later
     │   └── RetriesExhausted         still retriable after the attempt budget was spent
     ├── FatalError                   the request itself is wrong; retrying will not help (400, 404)
@@ -30,6 +31,7 @@ class AthenaError(Exception):
         api_error: str | None = None,
         detail: str | None = None,
         retry_after: float | None = None,
+        request_id: str | None = None,
     ) -> None:
         self.message = message
         self.status = status
@@ -38,6 +40,7 @@ class AthenaError(Exception):
         self.api_error = api_error
         self.detail = detail
         self.retry_after = retry_after
+        self.request_id = request_id
         super().__init__(self._render())
 
     def _render(self) -> str:
@@ -52,6 +55,8 @@ class AthenaError(Exception):
             parts.append(f"error={self.api_error!r}")
         if self.detail:
             parts.append(f"detail={self.detail!r}")
+        if self.request_id:
+            parts.append(f"request_id={self.request_id}")
         return " ".join(parts)
 
 

@@ -1,0 +1,136 @@
+"""The one place that turns an HTTP response (or a transport failure) into a value or an error.
+
+    2xx + JSON                 -> the decoded body
+    2xx + non-JSON             -> RetriableError (a gateway glitch answering 200 with HTML)
+    408, 425, 429, 5xx         -> RetriableError (429 and 503 carry Retry-After when sent)
+    401, 403                   -> AuthError (the client refreshes once on a plain 401)
+    other 4xx, stray 3xx       -> FatalError; from the token endpoint every 4xx is an AuthError
+    timeouts, connection drops -> RetriableError (see :func:`transport_error`)
+
+Only the API's own short ``error``/``detailedmessage`` text is kept, truncated: bodies can hold
+patient data, and the token endpoint's body holds the token.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from worker.athena.errors import AthenaError, AuthError, FatalError, RetriableError
+from worker.athena.retry import parse_retry_after
+
+MAX_TEXT = 200
+RETRIABLE_4XX = frozenset({408, 425, 429})
+_ERROR_KEYS = ("error", "message", "Message", "fault")
+_DETAIL_KEYS = ("detailedmessage", "error_description", "detail")
+
+
+def truncate(text: str, limit: int = MAX_TEXT) -> str:
+    """Collapse whitespace and cut text to at most ``limit`` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _content_type(response: requests.Response) -> str:
+    return (response.headers.get("Content-Type") or "").split(";")[0].strip().lower() or "none"
+
+
+def _describe_body(response: requests.Response) -> str:
+    if not response.content:
+        return "an empty body"
+    return f"a non-JSON ({_content_type(response)}) body"
+
+
+def _first_text(body: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+    for key in keys:
+        value = body.get(key)
+        if isinstance(value, str) and value.strip():
+            return truncate(value)
+        if isinstance(value, dict | list) and value:
+            return truncate(str(value))
+    return None
+
+
+def api_message(response: requests.Response) -> tuple[str | None, str | None]:
+    """Return the API's own (error, detailedmessage) if the body is a JSON object."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None, None
+    if not isinstance(body, dict):
+        return None, None
+    return _first_text(body, _ERROR_KEYS), _first_text(body, _DETAIL_KEYS)
+
+
+def _error_for(
+    response: requests.Response, *, path: str, practice_id: str | None, token_endpoint: bool
+) -> AthenaError:
+    status = response.status_code
+    api_error, detail = api_message(response)
+    reason = truncate(response.reason or "", 60)
+    if api_error is None and detail is None:
+        reason = f"{reason} with {_describe_body(response)}".strip()
+    fields: dict[str, Any] = {
+        "status": status,
+        "path": path,
+        "practice_id": practice_id,
+        "api_error": api_error,
+        "detail": detail,
+        "request_id": response.request.headers.get("X-Request-Id") if response.request else None,
+    }
+    if status in RETRIABLE_4XX or status >= 500:
+        what = "throttled" if status == 429 else "transient server error"
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        return RetriableError(f"{what}: {status} {reason}", retry_after=retry_after, **fields)
+    if token_endpoint and 400 <= status < 500:
+        return AuthError(f"token endpoint refused the credentials: {status} {reason}", **fields)
+    if status in (401, 403):
+        return AuthError(f"not authorized: {status} {reason}", **fields)
+    return FatalError(f"request rejected: {status} {reason}", **fields)
+
+
+def decode_response(
+    response: requests.Response,
+    *,
+    path: str,
+    practice_id: str | None,
+    token_endpoint: bool = False,
+) -> Any:
+    """Return the decoded JSON of a successful response or raise the mapped error."""
+    if not 200 <= response.status_code < 300:
+        raise _error_for(
+            response, path=path, practice_id=practice_id, token_endpoint=token_endpoint
+        )
+    if response.status_code == 204:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        raise RetriableError(
+            f"{response.status_code} response with {_describe_body(response)} "
+            "where JSON was expected (likely a gateway page)",
+            status=response.status_code,
+            path=path,
+            practice_id=practice_id,
+        ) from None
+
+
+def transport_error(
+    exc: requests.RequestException,
+    *,
+    path: str,
+    practice_id: str | None,
+    timeouts: tuple[float, float],
+    request_id: str | None = None,
+) -> AthenaError:
+    """Map a requests transport exception to a RetriableError (or FatalError if not transient)."""
+    fields: dict[str, Any] = {"path": path, "practice_id": practice_id, "request_id": request_id}
+    if isinstance(exc, requests.ConnectTimeout):
+        return RetriableError(f"connect timed out after {timeouts[0]:g}s", **fields)
+    if isinstance(exc, requests.Timeout):
+        return RetriableError(f"read timed out after {timeouts[1]:g}s", **fields)
+    transient = (requests.ConnectionError, requests.exceptions.ChunkedEncodingError)
+    if isinstance(exc, transient):
+        return RetriableError(f"connection failed ({type(exc).__name__})", **fields)
+    return FatalError(f"request could not be sent ({type(exc).__name__})", **fields)
