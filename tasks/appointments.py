@@ -1,0 +1,116 @@
+"""Appointments: ``GET /appointments/booked?showcancelled=true`` into ``appointments``.
+
+``date`` + ``starttime`` are wall-clock times in the *department's* zone; the caller passes
+``timezones`` (department id -> IANA name, from the ``departments`` table). An appointment whose
+department has no known zone is a bad record: guessing a zone would store a wrong instant.
+Audit times (``lastmodified``, ``scheduleddatetime``, ``cancelleddatetime``, check-in/out) are
+read as US/Eastern (see ``worker.parse``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from models import Appointment
+from tasks.resource import Resource, ensure_object, optional_id, pick
+from worker.parse import (
+    BadRecord,
+    local_to_utc,
+    parse_athena_datetime,
+    parse_bool,
+    parse_date,
+    parse_hhmm,
+    parse_id,
+    parse_int,
+    parse_str,
+)
+
+IDS = {
+    "provider_id": "providerid",
+    "patient_id": "patientid",
+    "appointment_type_id": "appointmenttypeid",
+    "rescheduled_appointment_id": "rescheduledappointmentid",
+    "encounter_id": "encounterid",
+    "template_appointment_id": "templateappointmentid",
+    "template_appointment_type_id": "templateappointmenttypeid",
+    "hl7_provider_id": "hl7providerid",
+    "rendering_provider_id": "renderingproviderid",
+    "cancel_reason_id": "cancelreasonid",
+}
+TEXT = {
+    "appointment_type_name": "appointmenttype",
+    "patient_appointment_type_name": "patientappointmenttypename",
+    "status": "appointmentstatus",
+    "last_modified_by": "lastmodifiedby",
+    "scheduled_by": "scheduledby",
+    "cancelled_by": "cancelledby",
+    "cancel_reason": "cancelreasonname",
+}
+# Zoneless audit timestamps, read as US/Eastern.
+EASTERN_TIMES = {
+    "last_modified_at": "lastmodified",
+    "scheduled_at": "scheduleddatetime",
+    "cancelled_at": "cancelleddatetime",
+    "checkin_at": "checkindatetime",
+    "checkout_at": "checkoutdatetime",
+}
+
+
+def _zone_for(department_id: str, timezones: Mapping[str, str], fallback: str | None) -> str:
+    zone = timezones.get(department_id) or fallback
+    if not zone:
+        raise BadRecord("no time zone known for the appointment's department", "departmentid")
+    return zone
+
+
+def _when(rec: Mapping[str, Any], zone: str) -> dict[str, Any]:
+    local_date = parse_date(rec.get("date"), "date", required=True)
+    local_time = parse_hhmm(rec.get("starttime"), "starttime", required=True)
+    return {
+        "start_at": local_to_utc(local_date, local_time, zone),
+        "local_date": local_date,
+        "local_time": local_time,
+        "timezone_name": zone,
+    }
+
+
+def to_row(
+    record: Mapping[str, Any],
+    *,
+    practice_id: str,
+    timezones: Mapping[str, str],
+    fallback_zone: str | None = None,
+    **_context: Any,
+) -> dict[str, Any]:
+    """Map one booked/cancelled appointment to an ``appointments`` row."""
+    rec = ensure_object(record)
+    appointment_id = parse_id(rec.get("appointmentid"), "appointmentid")
+    department_id = parse_id(rec.get("departmentid"), "departmentid")
+    row: dict[str, Any] = {
+        "practice_id": practice_id,
+        "appointment_id": appointment_id,
+        "department_id": department_id,
+        **pick(rec, optional_id, IDS),
+        **pick(rec, parse_str, TEXT),
+        **_when(rec, _zone_for(department_id, timezones, fallback_zone)),
+        "duration_minutes": parse_int(rec.get("duration"), "duration"),
+        **pick(rec, parse_athena_datetime, EASTERN_TIMES),
+        "cancel_reason_no_show": parse_bool(rec.get("cancelreasonnoshow"), "cancelreasonnoshow"),
+        "raw": record,
+    }
+    return row
+
+
+RESOURCE = Resource(
+    name="appointments",
+    path="/appointments/booked",
+    collection="appointments",
+    id_field="appointmentid",
+    model=Appointment,
+    to_row=to_row,
+    key_column="appointment_id",
+    # Without showcancelled, cancellations vanish from the listing and reconcile would mark
+    # them deleted; showcopay=false is documented as faster and copay is not stored.
+    params={"showcancelled": "true", "showcopay": "false"},
+)

@@ -1,0 +1,78 @@
+"""Departments: ``GET /departments?showalldepartments=true`` into ``departments``.
+
+The full listing (``showalldepartments=true``) includes portal-hidden departments but does not say
+which they are. The sync may read the default listing too (which omits them) and pass
+``hidden=True/False`` per department; without that comparison ``hidden`` is stored as NULL
+(unknown) rather than guessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from models import Department
+from tasks.resource import Resource, ensure_object, optional_id, pick
+from worker.parse import parse_bool, parse_float, parse_id, parse_int, parse_str, parse_str_list
+
+TEXT = {
+    "name": "name",
+    "patient_department_name": "patientdepartmentname",
+    "timezone_name": "timezonename",
+    "address": "address",
+    "address2": "address2",
+    "city": "city",
+    "state": "state",
+    "zip": "zip",
+    "phone": "phone",
+    "fax": "fax",
+    "provider_group_name": "providergroupname",
+    "place_of_service_type_name": "placeofservicetypename",
+    "clinicals": "clinicals",
+}
+IDS = {
+    "provider_group_id": "providergroupid",
+    "chart_sharing_group_id": "chartsharinggroupid",
+    "place_of_service_type_id": "placeofservicetypeid",
+}
+FLAGS = {
+    "does_not_observe_dst": "doesnotobservedst",
+    "service_department": "servicedepartment",
+    "is_hospital_department": "ishospitaldepartment",
+}
+NUMBERS = {"latitude": "latitude", "longitude": "longitude"}
+
+
+def to_row(
+    record: Mapping[str, Any],
+    *,
+    practice_id: str,
+    hidden: bool | None = None,
+    **_context: Any,
+) -> dict[str, Any]:
+    """Map one department record to a ``departments`` row; ``hidden`` comes from the caller."""
+    rec = ensure_object(record)
+    return {
+        "practice_id": practice_id,
+        "department_id": parse_id(rec.get("departmentid"), "departmentid"),
+        **pick(rec, parse_str, TEXT),
+        **pick(rec, optional_id, IDS),
+        **pick(rec, parse_bool, FLAGS),
+        **pick(rec, parse_float, NUMBERS),
+        "timezone_offset": parse_int(rec.get("timezoneoffset"), "timezoneoffset"),
+        "hidden": hidden,
+        "provider_ids": parse_str_list(rec.get("providerlist"), "providerlist"),
+        "raw": record,
+    }
+
+
+RESOURCE = Resource(
+    name="departments",
+    path="/departments",
+    collection="departments",
+    id_field="departmentid",
+    model=Department,
+    to_row=to_row,
+    key_column="department_id",
+    params={"showalldepartments": "true"},
+)

@@ -1,0 +1,78 @@
+"""``Resource``: what one athenahealth collection is, as a frozen value.
+
+A resource module (``tasks/providers.py`` …) declares ``RESOURCE = Resource(...)`` next to its pure
+``to_row``. The sync engine reads everything it needs from that value: where to GET, which key
+holds the list, which field is the id, which table the rows go to and which query parameters to
+always send. Nothing here talks to the network or the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from models import Base
+from worker.parse import BadRecord, parse_id
+
+RowMapper = Callable[..., dict[str, Any]]
+
+
+def _frozen(params: Mapping[str, str]) -> Mapping[str, str]:
+    return MappingProxyType(dict(params))
+
+
+@dataclass(frozen=True, eq=False)
+class Resource:
+    """One athenahealth collection and how it maps onto one table."""
+
+    name: str
+    """CLI / sync_runs name, e.g. ``"appointment-types"``."""
+    path: str
+    """Path below ``/v1/{practiceid}``, e.g. ``"/appointmenttypes"``."""
+    collection: str
+    """Key of the list in the response envelope, e.g. ``"appointmenttypes"``."""
+    id_field: str
+    """The record's id field, e.g. ``"appointmenttypeid"``."""
+    model: type[Base]
+    to_row: RowMapper
+    key_column: str
+    """The table's id column (besides ``practice_id``), e.g. ``"appointment_type_id"``."""
+    params: Mapping[str, str] = field(default_factory=dict)
+    """Query parameters always sent (``showcancelled=true`` …)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", _frozen(self.params))
+
+    def query(self, **extra: str) -> dict[str, str]:
+        """The default parameters overlaid with ``extra``."""
+        return {**self.params, **extra}
+
+    def record_id(self, record: Any) -> str | None:
+        """The record's id as text if it has a usable one, else None (for dead letters)."""
+        if not isinstance(record, Mapping):
+            return None
+        try:
+            return parse_id(record.get(self.id_field), self.id_field, required=False)
+        except BadRecord:
+            return None
+
+
+def ensure_object(record: Any) -> Mapping[str, Any]:
+    """The record itself if it is a JSON object, else BadRecord."""
+    if not isinstance(record, Mapping):
+        raise BadRecord("record is not a JSON object", None)
+    return record
+
+
+def optional_id(value: Any, field: str) -> str | None:
+    """``parse_id`` for ids a record may lack."""
+    return parse_id(value, field, required=False)
+
+
+def pick(
+    record: Mapping[str, Any], parser: Callable[[Any, str], Any], fields: Mapping[str, str]
+) -> dict[str, Any]:
+    """Parse several optional fields with one parser; ``fields`` maps column -> API field."""
+    return {column: parser(record.get(key), key) for column, key in fields.items()}
