@@ -1,0 +1,119 @@
+"""Admin routes under ``/_sandbox/`` (no auth): steer the sandbox and read its ground truth.
+
+POST /_sandbox/mutate          {"practiceid", "cancel", "modify", "delete", "add", "seed"?}
+GET  /_sandbox/stats           request counts by path template/status, per practice, mints
+POST /_sandbox/stats/reset
+GET  /_sandbox/truth?practiceid=
+GET  /_sandbox/faults          the faults in force
+POST /_sandbox/faults          a FaultConfig as JSON (replaces the faults in force)
+POST /_sandbox/tokens/expire   expire every issued token now
+GET  /_sandbox/config          what is served
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qsl
+
+from worker.sandbox.api import Sandbox
+from worker.sandbox.clock import fmt_date
+from worker.sandbox.config import ConfigError, FaultConfig
+from worker.sandbox.response import Response, admin_json
+from worker.sandbox.store import Mutation
+
+COUNTS = ("cancel", "modify", "delete", "add")
+
+
+class AdminError(ValueError):
+    """A bad admin request; answered with 400 (or 404 for an unknown practice)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def mutation_from_json(payload: Any) -> Mutation:
+    """Validate a mutate request body."""
+    if not isinstance(payload, dict):
+        raise AdminError("mutate expects a JSON object")
+    unknown = sorted(set(payload) - {*COUNTS, "seed", "practiceid"})
+    if unknown:
+        raise AdminError(f"unknown mutate fields: {', '.join(unknown)}")
+    values: dict[str, int | None] = {}
+    for name in (*COUNTS, "seed"):
+        raw = payload.get(name, 0 if name != "seed" else None)
+        if raw is None and name == "seed":
+            continue
+        if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
+            raise AdminError(f"{name} must be a whole number, 0 or more")
+        values[name] = raw
+    return Mutation(**values)  # type: ignore[arg-type]
+
+
+def _practice(sandbox: Sandbox, raw: Any) -> str:
+    practice_id = str(raw) if raw is not None else sandbox.config.practices[0]
+    if practice_id not in sandbox.stores:
+        raise AdminError(f"practice {practice_id} is not served", 404)
+    return practice_id
+
+
+def _json_body(body: bytes) -> Any:
+    try:
+        return json.loads(body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise AdminError("body must be JSON") from None
+
+
+def _config(sandbox: Sandbox) -> dict[str, Any]:
+    c = sandbox.config
+    return {
+        "practices": list(c.practices),
+        "forbidden_practices": list(c.forbidden_practices),
+        "seed": c.seed,
+        "anchor_date": fmt_date(c.anchor_date),
+        "first_day": fmt_date(c.first_day),
+        "last_day": fmt_date(c.last_day),
+        "client_id": c.client_id,
+        "faults": sandbox.faults.faults.to_json(),
+    }
+
+
+def _dispatch(sandbox: Sandbox, method: str, route: str, query: str, body: bytes) -> Any:
+    args = dict(parse_qsl(query))
+    if (method, route) == ("POST", "mutate"):
+        payload = _json_body(body)
+        practice_id = _practice(
+            sandbox, payload.get("practiceid") if isinstance(payload, dict) else None
+        )
+        return sandbox.mutate(practice_id, mutation_from_json(payload))
+    if (method, route) == ("GET", "stats"):
+        return sandbox.stats.snapshot()
+    if (method, route) == ("POST", "stats/reset"):
+        sandbox.stats.reset()
+        return {"reset": True}
+    if (method, route) == ("GET", "truth"):
+        return sandbox.store(_practice(sandbox, args.get("practiceid"))).truth()
+    if (method, route) == ("GET", "faults"):
+        return sandbox.faults.faults.to_json()
+    if (method, route) == ("POST", "faults"):
+        try:
+            faults = FaultConfig.from_json(_json_body(body))
+        except ConfigError as exc:
+            raise AdminError(str(exc)) from None
+        sandbox.set_faults(faults)
+        return faults.to_json()
+    if (method, route) == ("POST", "tokens/expire"):
+        return {"expired": sandbox.tokens.expire_all()}
+    if (method, route) == ("GET", "config"):
+        return _config(sandbox)
+    raise AdminError(f"no admin route {method} /_sandbox/{route}", 404)
+
+
+def handle_admin(sandbox: Sandbox, method: str, path: str, query: str, body: bytes) -> Response:
+    """Answer a ``/_sandbox/...`` request with plain JSON."""
+    route = path.removeprefix("/_sandbox/").strip("/")
+    try:
+        return admin_json(200, _dispatch(sandbox, method, route, query, body))
+    except AdminError as exc:
+        return admin_json(exc.status, {"error": str(exc)})

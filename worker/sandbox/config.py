@@ -1,0 +1,149 @@
+"""Frozen configuration values for the sandbox: what data to build and which faults to inject."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_SCOPE = "athena/service/Athenanet.MDP.*"
+
+
+class ConfigError(ValueError):
+    """A sandbox or fault setting is out of range; the message names the field."""
+
+
+@dataclass(frozen=True)
+class FaultConfig:
+    """Faults to inject into ``/v1`` API answers. All off by default; seeded and reproducible.
+
+    ``error_rate`` and ``rate_429`` are probabilities per API request. Of the 5xx answers,
+    ``html_502_share`` are gateway-style 502s with an HTML body; the rest are 500 with a JSON body
+    or 503 with an empty body. ``retry_after_share`` of the random 429s carry
+    ``Retry-After: retry_after_seconds``. ``rps_limit`` is a per-practice requests-per-second
+    ceiling answered with 429. ``token_ttl_seconds`` overrides the lifetime of newly minted tokens.
+    ``malformed_appointments`` adds that many broken records to every practice's appointments.
+    """
+
+    error_rate: float = 0.0
+    html_502_share: float = 0.4
+    rate_429: float = 0.0
+    retry_after_share: float = 0.5
+    retry_after_seconds: int = 1
+    rps_limit: float | None = None
+    token_ttl_seconds: int | None = None
+    latency_ms: int = 0
+    malformed_appointments: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("error_rate", "html_502_share", "rate_429", "retry_after_share"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{name} must be between 0 and 1, got {value}")
+        for name in ("retry_after_seconds", "latency_ms", "malformed_appointments"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must not be negative, got {getattr(self, name)}")
+        if self.rps_limit is not None and self.rps_limit <= 0:
+            raise ConfigError(f"rps_limit must be positive, got {self.rps_limit}")
+        if self.token_ttl_seconds is not None and self.token_ttl_seconds < 1:
+            raise ConfigError(f"token_ttl_seconds must be at least 1, got {self.token_ttl_seconds}")
+
+    @property
+    def active(self) -> bool:
+        """True when any request-level fault is switched on."""
+        return bool(self.error_rate or self.rate_429 or self.rps_limit or self.latency_ms)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form accepted by ``POST /_sandbox/faults``."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, payload: Any) -> FaultConfig:
+        """Build from a JSON object; unknown keys and bad types raise ConfigError."""
+        if not isinstance(payload, dict):
+            raise ConfigError("faults must be a JSON object")
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(payload) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown fault fields: {', '.join(unknown)}")
+        values: dict[str, Any] = {}
+        for name, raw in payload.items():
+            values[name] = _coerce(name, raw, str(known[name].type))
+        return cls(**values)
+
+
+def _coerce(name: str, raw: Any, type_name: str) -> Any:
+    if raw is None and "None" in type_name:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise ConfigError(f"{name} must be a number, got {raw!r}")
+    if type_name.startswith("int"):
+        if raw != int(raw):
+            raise ConfigError(f"{name} must be a whole number, got {raw!r}")
+        return int(raw)
+    return float(raw)
+
+
+def _today_utc() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """What the sandbox serves. Data is a pure function of this value (``seed`` and sizes).
+
+    Appointments fall on ``days`` days from ``anchor_date - days // 3`` (inclusive), plus the US
+    DST-change Sundays nearest the anchor. ``forbidden_practices`` exist but answer 401
+    "Incorrect permissions."; any other numeric practice answers 404 "Invalid practice.".
+    """
+
+    seed: int = 1
+    practices: tuple[str, ...] = ("195900",)
+    forbidden_practices: tuple[str, ...] = ("1128700",)
+    departments: int = 6
+    providers: int = 12
+    appointment_types: int = 20
+    appointments: int = 2000
+    days: int = 60
+    anchor_date: dt.date = field(default_factory=_today_utc)
+    client_id: str = "sandbox-client"
+    client_secret: str = field(default="sandbox-secret", repr=False)
+    token_ttl_seconds: int = 3600
+    token_mints_per_minute: int = 5
+    default_limit: int = 1500
+    max_limit: int = 5000
+    appointments_default_limit: int = 1000
+    cache_bytes: int = 256 * 1024 * 1024
+    faults: FaultConfig = field(default_factory=FaultConfig)
+
+    def __post_init__(self) -> None:
+        if not self.practices:
+            raise ConfigError("practices must list at least one practice id")
+        for practice_id in (*self.practices, *self.forbidden_practices):
+            if not practice_id.isdigit() or practice_id == "1":
+                raise ConfigError(f"practice id {practice_id!r} must be numeric and not 1")
+        if set(self.practices) & set(self.forbidden_practices):
+            raise ConfigError("a practice cannot be both served and forbidden")
+        for name in ("departments", "providers", "appointment_types", "days"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.appointments < 0:
+            raise ConfigError(f"appointments must not be negative, got {self.appointments}")
+        if not 1 <= self.default_limit <= self.max_limit:
+            raise ConfigError("default_limit must be between 1 and max_limit")
+        if not 1 <= self.appointments_default_limit <= self.max_limit:
+            raise ConfigError("appointments_default_limit must be between 1 and max_limit")
+        if self.token_ttl_seconds < 1 or self.token_mints_per_minute < 1:
+            raise ConfigError("token_ttl_seconds and token_mints_per_minute must be at least 1")
+
+    @property
+    def first_day(self) -> dt.date:
+        """First day of the appointment range (inclusive)."""
+        return self.anchor_date - dt.timedelta(days=self.days // 3)
+
+    @property
+    def last_day(self) -> dt.date:
+        """Last day of the appointment range (inclusive)."""
+        return self.first_day + dt.timedelta(days=self.days - 1)

@@ -1,0 +1,173 @@
+"""Serving the sandbox over HTTP/1.1 (keep-alive) with the standard library, in a daemon thread."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+from worker.sandbox.admin import handle_admin
+from worker.sandbox.api import Sandbox
+from worker.sandbox.config import FaultConfig, SandboxConfig
+from worker.sandbox.response import Response
+from worker.sandbox.store import Mutation
+
+# (method, path, status, seconds): never the query, headers or body (tokens live there).
+RequestHook = Callable[[str, str, int, float], None]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "athena-sync-sandbox"
+    disable_nagle_algorithm = True
+    server: _HTTPServer
+
+    def _serve(self) -> None:
+        started = self.server.clock()
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        target = urlsplit(self.path)
+        sandbox = self.server.sandbox
+        if target.path.startswith("/_sandbox/") or target.path == "/_sandbox":
+            answer = handle_admin(sandbox, self.command, target.path, target.query, body)
+        else:
+            answer = sandbox.handle(self.command, target.path, target.query, self.headers, body)
+        self._write(answer)
+        if self.server.hook is not None:
+            self.server.hook(
+                self.command, target.path, answer.status, self.server.clock() - started
+            )
+
+    def _write(self, answer: Response) -> None:
+        # One write for status line, headers and body: no Nagle/delayed-ACK stalls.
+        lines = [f"HTTP/1.1 {answer.status} {self.responses.get(answer.status, ('',))[0]}"]
+        lines.append(f"Server: {self.server_version}")
+        lines.append(f"Date: {self.date_time_string()}")
+        if answer.content_type:
+            lines.append(f"Content-Type: {answer.content_type}")
+        lines.append(f"Content-Length: {len(answer.body)}")
+        lines.extend(f"{name}: {value}" for name, value in answer.headers)
+        if self.close_connection:
+            lines.append("Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        self.wfile.write(head + answer.body if self.command != "HEAD" else head)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the default stderr access log (the hook reports requests instead)."""
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], sandbox: Sandbox, hook: RequestHook | None):
+        import time
+
+        self.sandbox = sandbox
+        self.hook = hook
+        self.clock = time.perf_counter
+        super().__init__(address, _Handler)
+
+
+class SandboxServer:
+    """The sandbox on ``host:port`` (port 0 picks a free one). Use as a context manager or call
+    ``start()``/``stop()``; the admin verbs are also methods here."""
+
+    def __init__(
+        self,
+        config: SandboxConfig | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        on_request: RequestHook | None = None,
+    ) -> None:
+        self.config = config or SandboxConfig()
+        self.sandbox = Sandbox(self.config)
+        self._address = (host, port)
+        self._hook = on_request
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:8765`` (only once started)."""
+        if self._httpd is None:
+            raise RuntimeError("the sandbox is not started")
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> str:
+        """Bind, serve in a daemon thread and return the base URL."""
+        if self._httpd is None:
+            self._httpd = _HTTPServer(self._address, self.sandbox, self._hook)
+            self._thread = threading.Thread(
+                target=self._httpd.serve_forever, name="athena-sandbox", daemon=True
+            )
+            self._thread.start()
+        return self.url
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread until interrupted (the CLI's ``serve``)."""
+        self._httpd = _HTTPServer(self._address, self.sandbox, self._hook)
+        try:
+            self._httpd.serve_forever()
+        finally:
+            self._httpd.server_close()
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+        self._httpd = None
+        self._thread = None
+
+    def __enter__(self) -> SandboxServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def mutate(
+        self, practice_id: str | None = None, *, cancel: int = 0, modify: int = 0, delete: int = 0,
+        add: int = 0, seed: int | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """Change appointments; returns what changed (as ``POST /_sandbox/mutate``)."""
+        change = Mutation(cancel=cancel, modify=modify, delete=delete, add=add, seed=seed)
+        return self.sandbox.mutate(practice_id or self.config.practices[0], change)
+
+    def stats(self) -> dict[str, Any]:
+        """Request counts (as ``GET /_sandbox/stats``)."""
+        return self.sandbox.stats.snapshot()
+
+    def reset_stats(self) -> None:
+        """Zero the request counts."""
+        self.sandbox.stats.reset()
+
+    def truth(self, practice_id: str | None = None) -> dict[str, Any]:
+        """The full ground truth of one practice (as ``GET /_sandbox/truth``)."""
+        return self.sandbox.store(practice_id or self.config.practices[0]).truth()
+
+    def set_faults(self, faults: FaultConfig | None = None, **changes: Any) -> FaultConfig:
+        """Replace the faults in force (``FaultConfig()`` switches all off); keyword arguments
+        build a FaultConfig from scratch, e.g. ``set_faults(error_rate=0.5, seed=3)``."""
+        chosen = faults if faults is not None else FaultConfig(**changes)
+        self.sandbox.set_faults(chosen)
+        return chosen
+
+    def expire_tokens(self) -> int:
+        """Expire every issued token now; returns how many were live."""
+        return self.sandbox.tokens.expire_all()
