@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -15,7 +16,7 @@ _REDACT_KEYS = frozenset(
 )
 
 
-def _redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Last line of defence: a field that looks like a secret never reaches a handler."""
     for key in list(event):
         if key.lower() in _REDACT_KEYS:

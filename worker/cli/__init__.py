@@ -6,7 +6,10 @@ import sys
 
 import click
 
+from worker.cli.db import db
+from worker.cli.demo import demo
 from worker.cli.sandbox import sandbox
+from worker.cli.sync import runs, sync
 from worker.settings import SettingsError
 
 
@@ -16,7 +19,8 @@ def cli() -> None:
     """Keep a Postgres copy of an athenahealth practice's scheduling data."""
 
 
-cli.add_command(sandbox)
+for command in (sync, runs, db, demo, sandbox):
+    cli.add_command(command)
 
 
 def main() -> None:

@@ -1,0 +1,220 @@
+"""Writing dead letters: every failed request and bad record, deduplicated, never in logs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.orm import Session
+
+from models import DeadLetter
+from worker.athena.errors import AthenaError
+from worker.sync.dialect import insert_for
+
+log = structlog.get_logger()
+
+SECRET_PARAMS = frozenset({"client_secret", "client_id", "access_token", "token", "password"})
+# Classes the periodic replay retries on its own; the others wait for a person.
+RETRIABLE_CLASSES = ("retries_exhausted", "retriable", "task_failed")
+
+
+@dataclass(frozen=True)
+class RequestFailure:
+    """A request that failed for good, with the unit of work it belonged to."""
+
+    resource: str
+    practice_id: str
+    path: str | None
+    params: Mapping[str, Any]
+    error: AthenaError | None
+    error_class: str
+    message: str
+    department_id: str | None = None
+    task_name: str | None = None
+    task_args: Mapping[str, Any] | None = None
+
+
+def clean_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Query parameters safe to store: no secrets, JSON-safe values."""
+    return {
+        str(k): v if isinstance(v, int | float | bool) or v is None else str(v)
+        for k, v in (params or {}).items()
+        if str(k).lower() not in SECRET_PARAMS
+    }
+
+
+def _digest(*parts: Any) -> str:
+    text = json.dumps(parts, sort_keys=True, default=str, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _upsert_letter(session: Session, values: dict[str, Any]) -> None:
+    """Insert a letter, or bump attempts (and reopen it) if the same failure is already kept."""
+    stmt = insert_for(session, DeadLetter).values(**values)
+    table = DeadLetter.__table__
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.dedup_key],
+        set_={
+            "attempts": table.c.attempts + 1,
+            "last_failed_at": stmt.excluded.last_failed_at,
+            "http_status": stmt.excluded.http_status,
+            "api_error": stmt.excluded.api_error,
+            "error_message": stmt.excluded.error_message,
+            "record": stmt.excluded.record,
+            "sync_run_id": stmt.excluded.sync_run_id,
+            "state": sa.case(
+                (table.c.state == "discarded", table.c.state), else_=sa.literal("open")
+            ),
+            "resolved_at": sa.case(
+                (table.c.state == "discarded", table.c.resolved_at), else_=sa.null()
+            ),
+        },
+    )
+    session.execute(stmt)
+
+
+def add_request_letter(
+    session: Session, failure: RequestFailure, *, run_id: int | None, now: datetime
+) -> None:
+    """Keep a failed request (or task) with enough context to replay its unit of work."""
+    error = failure.error
+    params = clean_params(failure.params)
+    key = _digest(
+        "request", failure.resource, failure.practice_id, failure.department_id,
+        failure.path, params, failure.error_class, (failure.task_args or {}),
+    )  # fmt: skip
+    _upsert_letter(
+        session,
+        {
+            "kind": "request",
+            "resource": failure.resource,
+            "practice_id": failure.practice_id,
+            "department_id": failure.department_id,
+            "path": failure.path,
+            "params": params,
+            "http_status": error.status if error else None,
+            "api_error": error.api_error if error else None,
+            "error_class": failure.error_class,
+            "error_message": failure.message[:2000],
+            "record": None,
+            "record_id": None,
+            "attempts": 1,
+            "first_failed_at": now,
+            "last_failed_at": now,
+            "state": "open",
+            "sync_run_id": run_id,
+            "task_name": failure.task_name,
+            "task_args": dict(failure.task_args) if failure.task_args else None,
+            "dedup_key": key,
+        },
+    )
+    log.warning(
+        "sync.request_dead_lettered",
+        resource=failure.resource,
+        practice_id=failure.practice_id,
+        department_id=failure.department_id,
+        path=failure.path,
+        status=error.status if error else None,
+        error_class=failure.error_class,
+    )
+
+
+@dataclass(frozen=True)
+class BadRecordLetter:
+    """A record that failed validation or mapping, kept as received."""
+
+    record: Any
+    record_id: str | None
+    reason: str
+    field: str | None = None
+
+
+def add_record_letters(
+    session: Session,
+    letters: Iterable[BadRecordLetter],
+    *,
+    resource: str,
+    practice_id: str,
+    department_id: str | None,
+    path: str | None,
+    run_id: int | None,
+    now: datetime,
+) -> int:
+    """Keep bad records (one statement each; bad records are rare). Returns how many."""
+    count = 0
+    for letter in letters:
+        identity = letter.record_id if letter.record_id is not None else _digest(letter.record)
+        _upsert_letter(
+            session,
+            {
+                "kind": "record",
+                "resource": resource,
+                "practice_id": practice_id,
+                "department_id": department_id,
+                "path": path,
+                "params": None,
+                "http_status": None,
+                "api_error": None,
+                "error_class": "bad_record",
+                "error_message": letter.reason[:2000],
+                "record": _as_object(letter.record),
+                "record_id": letter.record_id,
+                "attempts": 1,
+                "first_failed_at": now,
+                "last_failed_at": now,
+                "state": "open",
+                "sync_run_id": run_id,
+                "dedup_key": _digest("record", resource, practice_id, identity, letter.reason),
+            },
+        )
+        count += 1
+        log.warning(
+            "sync.record_dead_lettered",
+            resource=resource,
+            practice_id=practice_id,
+            record_id=letter.record_id,
+            field=letter.field,
+        )
+    return count
+
+
+def _as_object(record: Any) -> dict[str, Any]:
+    """Records are stored as JSON objects; a non-object record is wrapped, not dropped."""
+    return record if isinstance(record, dict) else {"value": record}
+
+
+def resolve_record_letters(
+    session: Session, *, resource: str, practice_id: str, record_ids: Iterable[str], now: datetime
+) -> int:
+    """A record that now maps cleanly resolves its open letters (one statement per page)."""
+    ids = list(record_ids)
+    if not ids:
+        return 0
+    result = session.execute(
+        sa.update(DeadLetter)
+        .where(
+            DeadLetter.kind == "record",
+            DeadLetter.state == "open",
+            DeadLetter.resource == resource,
+            DeadLetter.practice_id == practice_id,
+            DeadLetter.record_id.in_(ids),
+        )
+        .values(state="resolved", resolved_at=now, resolution_note="record synced cleanly")
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def open_counts(session: Session) -> dict[tuple[str, str | None], int]:
+    """Open letters per (resource, practice)."""
+    rows = session.execute(
+        sa.select(DeadLetter.resource, DeadLetter.practice_id, sa.func.count())
+        .where(DeadLetter.state == "open")
+        .group_by(DeadLetter.resource, DeadLetter.practice_id)
+    )
+    return {(resource, practice): int(n) for resource, practice, n in rows}

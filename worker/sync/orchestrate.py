@@ -1,0 +1,128 @@
+"""Planning and running a sync request (resources x practices) as independent units of work.
+
+The CLI and the Celery tasks both come here. A failure in one unit never stops the others; a
+practice that refuses us (401/403, unknown practice) fails alone and its remaining units are
+recorded as skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import sqlalchemy as sa
+import structlog
+
+from models import Department
+from worker.sync.runner import SyncContext, is_practice_fatal, run_unit
+from worker.sync.runs import RunResult, record_skipped
+from worker.sync.units import LISTING_RESOURCES, RESOURCES, Unit, appointment_units
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True)
+class SyncRequest:
+    """What a person or a schedule asked for."""
+
+    resources: tuple[str, ...]
+    practices: tuple[str, ...]
+    mode: str = "incremental"
+    start: date | None = None
+    end: date | None = None
+
+    def __post_init__(self) -> None:
+        unknown = [r for r in self.resources if r not in RESOURCES]
+        if unknown:
+            raise ValueError(f"unknown resource(s): {', '.join(unknown)}")
+        if self.mode not in ("incremental", "reconcile"):
+            raise ValueError(f"mode must be incremental or reconcile, got {self.mode!r}")
+
+
+def expand_resources(names: Iterable[str]) -> tuple[str, ...]:
+    """``all`` -> every resource, in dependency order (departments first: they carry zones)."""
+    wanted = set(names)
+    if "all" in wanted:
+        wanted = set(RESOURCES)
+    return tuple(r for r in RESOURCES if r in wanted)
+
+
+def default_window(today: date, *, days_back: int, days_ahead: int) -> tuple[date, date]:
+    """The appointment horizon: ``days_back`` before today to ``days_ahead`` after."""
+    return today - timedelta(days=days_back), today + timedelta(days=days_ahead)
+
+
+def live_department_ids(ctx: SyncContext, practice_id: str) -> list[str]:
+    """Departments of the practice that are not marked deleted (hidden ones included)."""
+    with ctx.sessions() as session:
+        return list(
+            session.scalars(
+                sa.select(Department.department_id)
+                .where(Department.practice_id == practice_id, Department.deleted_at.is_(None))
+                .order_by(Department.department_id)
+            )
+        )
+
+
+def practice_units(ctx: SyncContext, request: SyncRequest, practice_id: str) -> Iterator[Unit]:
+    """The units for one practice, planned lazily (appointments need departments first)."""
+    resources = request.resources
+    needs_zones = "appointments" in resources and "departments" not in resources
+    if needs_zones and not live_department_ids(ctx, practice_id):
+        yield Unit("departments", practice_id, "full")
+    for resource in resources:
+        if resource in LISTING_RESOURCES:
+            yield Unit(resource, practice_id, "full")
+    if "appointments" in resources:
+        start, end = _window(ctx, request)
+        yield from appointment_units(
+            practice_id,
+            live_department_ids(ctx, practice_id),
+            mode=request.mode,
+            start=start,
+            end=end,
+            max_days=ctx.settings.sync_window_days,
+        )
+
+
+def _window(ctx: SyncContext, request: SyncRequest) -> tuple[date, date]:
+    default_start, default_end = default_window(
+        ctx.clock().date(),
+        days_back=ctx.settings.sync_days_back,
+        days_ahead=ctx.settings.sync_days_ahead,
+    )
+    return request.start or default_start, request.end or default_end
+
+
+def run_request(ctx: SyncContext, request: SyncRequest) -> list[RunResult]:
+    """Run every unit of the request in-process, practice by practice."""
+    results: list[RunResult] = []
+    for practice_id in request.practices:
+        results.extend(run_practice(ctx, request, practice_id))
+    return results
+
+
+def run_practice(ctx: SyncContext, request: SyncRequest, practice_id: str) -> list[RunResult]:
+    """Run one practice's units; after a practice-level refusal, skip the rest of them."""
+    results: list[RunResult] = []
+    refused: RunResult | None = None
+    for unit in practice_units(ctx, request, practice_id):
+        if refused is not None:
+            results.append(_skip(ctx, unit, f"practice {practice_id} failed: {refused.error}"))
+            continue
+        result = run_unit(ctx, unit)
+        results.append(result)
+        if is_practice_fatal(result):
+            refused = result
+            log.warning("sync.practice_failed", practice_id=practice_id, unit=unit.key)
+    return results
+
+
+def _skip(ctx: SyncContext, unit: Unit, reason: str) -> RunResult:
+    with ctx.sessions.begin() as session:
+        run_id = record_skipped(
+            session, unit, run_group=ctx.run_group, task_id=ctx.task_id, reason=reason[:2000],
+            now=ctx.clock(),
+        )  # fmt: skip
+    return RunResult(unit, run_id, "skipped", error=reason)

@@ -1,0 +1,50 @@
+"""Turning one page of API records into rows and dead letters (no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from worker.parse import BadRecord
+from worker.sync.deadletters import BadRecordLetter
+
+
+@dataclass
+class MappedPage:
+    """The good rows of a page, its bad records, and every id it named (good or bad)."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    bad: list[BadRecordLetter] = field(default_factory=list)
+    seen_ids: set[str] = field(default_factory=set)
+    good_ids: list[str] = field(default_factory=list)
+
+    def extend(self, other: MappedPage) -> None:
+        """Append another mapped page's results to this one."""
+        self.rows += other.rows
+        self.bad += other.bad
+        self.seen_ids |= other.seen_ids
+        self.good_ids += other.good_ids
+
+
+def map_records(
+    records: Iterable[Any], *, resource: Any, practice_id: str, context: dict[str, Any]
+) -> MappedPage:
+    """Map each record with the resource's pure ``to_row``; bad ones become letters."""
+    page = MappedPage()
+    key = resource.key_column
+    for record in records:
+        ident = resource.record_id(record)
+        if ident is not None:
+            # A record we could not map still exists upstream: never mark it deleted.
+            page.seen_ids.add(ident)
+        try:
+            if not isinstance(record, dict):
+                raise BadRecord(f"record is a {type(record).__name__}, not an object")
+            row = resource.to_row(record, practice_id=practice_id, **context)
+        except BadRecord as exc:
+            page.bad.append(BadRecordLetter(record, ident, str(exc), exc.field))
+            continue
+        page.rows.append(row)
+        page.good_ids.append(str(row[key]))
+    return page

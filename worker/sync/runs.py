@@ -1,0 +1,112 @@
+"""The ``sync_runs`` bookkeeping: start a run, record progress with each page, finish it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from models import SyncRun
+from worker.sync.units import Unit
+
+
+def utcnow() -> datetime:
+    """The current instant, aware UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class Counts:
+    """Running totals of one unit of work."""
+
+    fetched: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    dead_lettered: int = 0
+    api_calls: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """The counters, as columns of ``sync_runs``."""
+        return asdict(self)
+
+
+@dataclass
+class RunResult:
+    """What one unit of work ended as."""
+
+    unit: Unit
+    run_id: int | None
+    status: str
+    counts: Counts = field(default_factory=Counts)
+    error: str | None = None
+    error_class: str | None = None
+    retriable: bool = False
+    retry_after: float | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON-safe summary (Celery results, CLI --wait output)."""
+        return {
+            "unit": self.unit.to_json(),
+            "run_id": self.run_id,
+            "status": self.status,
+            "error": self.error,
+            "error_class": self.error_class,
+            **self.counts.as_dict(),
+        }
+
+
+def start_run(
+    session: Session, unit: Unit, *, run_group: str, task_id: str | None, now: datetime
+) -> int:
+    """Insert a ``running`` row for the unit and return its id."""
+    run = SyncRun(
+        run_group=run_group,
+        resource=unit.resource,
+        practice_id=unit.practice_id,
+        department_id=unit.department_id,
+        window_start=unit.window_start,
+        window_end=unit.window_end,
+        mode=unit.mode,
+        status="running",
+        started_at=now,
+        task_id=task_id,
+    )
+    session.add(run)
+    session.flush()
+    return int(run.id)
+
+
+def save_progress(session: Session, run_id: int, counts: Counts) -> None:
+    """Write the counters; called in the same transaction as the page they cover."""
+    session.execute(sa.update(SyncRun).where(SyncRun.id == run_id).values(**counts.as_dict()))
+
+
+def finish_run(
+    session: Session,
+    run_id: int,
+    counts: Counts,
+    *,
+    status: str,
+    now: datetime,
+    error: str | None = None,
+) -> None:
+    """Close the run with its final status, counters and error summary."""
+    session.execute(
+        sa.update(SyncRun)
+        .where(SyncRun.id == run_id)
+        .values(status=status, finished_at=now, error_summary=error, **counts.as_dict())
+    )
+
+
+def record_skipped(
+    session: Session, unit: Unit, *, run_group: str, task_id: str | None, reason: str, now: datetime
+) -> int:
+    """A unit that did not run (its lease was held, or its practice already failed)."""
+    run_id = start_run(session, unit, run_group=run_group, task_id=task_id, now=now)
+    finish_run(session, run_id, Counts(), status="skipped", now=now, error=reason)
+    return run_id

@@ -1,0 +1,101 @@
+"""Units of sync work: what one run covers, and how a request splits into units."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from datetime import date, timedelta
+from typing import Any
+
+RESOURCES = ("departments", "providers", "appointment-types", "appointments")
+LISTING_RESOURCES = ("departments", "providers", "appointment-types")
+MODES = ("full", "incremental", "reconcile")
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One unit of work: a resource for a practice, narrowed to a department and window."""
+
+    resource: str
+    practice_id: str
+    mode: str = "full"
+    department_id: str | None = None
+    window_start: date | None = None
+    window_end: date | None = None
+
+    def __post_init__(self) -> None:
+        if self.resource not in RESOURCES:
+            raise ValueError(f"unknown resource {self.resource!r}")
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r}")
+
+    @property
+    def key(self) -> str:
+        """A stable name for this unit (leases, logs, dedup keys)."""
+        parts = [self.resource, self.practice_id, self.mode]
+        if self.department_id is not None:
+            parts.append(f"dept={self.department_id}")
+        if self.window_start is not None and self.window_end is not None:
+            parts.append(f"{self.window_start.isoformat()}..{self.window_end.isoformat()}")
+        return ":".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-safe arguments (Celery task args, dead-letter task_args)."""
+        data = asdict(self)
+        for name in ("window_start", "window_end"):
+            if data[name] is not None:
+                data[name] = data[name].isoformat()
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Unit:
+        """Inverse of :meth:`to_json`."""
+        return cls(
+            resource=str(data["resource"]),
+            practice_id=str(data["practice_id"]),
+            mode=str(data.get("mode") or "full"),
+            department_id=data.get("department_id"),
+            window_start=_date_or_none(data.get("window_start")),
+            window_end=_date_or_none(data.get("window_end")),
+        )
+
+
+def _date_or_none(value: Any) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value))
+
+
+def split_windows(start: date, end: date, max_days: int) -> Iterator[tuple[date, date]]:
+    """Split the inclusive range [start, end] into consecutive windows of at most max_days."""
+    if end < start:
+        raise ValueError(f"window end {end} is before start {start}")
+    cursor = start
+    while cursor <= end:
+        last = min(end, cursor + timedelta(days=max_days - 1))
+        yield cursor, last
+        cursor = last + timedelta(days=1)
+
+
+def appointment_units(
+    practice_id: str,
+    department_ids: list[str],
+    *,
+    mode: str,
+    start: date,
+    end: date,
+    max_days: int,
+) -> list[Unit]:
+    """Appointments fan out per department; reconcile also per window (incremental reads all)."""
+    units: list[Unit] = []
+    for department_id in department_ids:
+        if mode == "reconcile":
+            units.extend(
+                Unit("appointments", practice_id, mode, department_id, w_start, w_end)
+                for w_start, w_end in split_windows(start, end, max_days)
+            )
+        else:
+            units.append(
+                Unit("appointments", practice_id, "incremental", department_id, start, end)
+            )
+    return units
