@@ -113,4 +113,5 @@ RESOURCE = Resource(
     # Without showcancelled, cancellations vanish from the listing and reconcile would mark
     # them deleted; showcopay=false is documented as faster and copay is not stored.
     params={"showcancelled": "true", "showcopay": "false"},
+    guard_column="last_modified_at",
 )

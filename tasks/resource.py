@@ -41,6 +41,8 @@ class Resource:
     """The table's id column (besides ``practice_id``), e.g. ``"appointment_type_id"``."""
     params: Mapping[str, str] = field(default_factory=dict)
     """Query parameters always sent (``showcancelled=true`` …)."""
+    guard_column: str | None = None
+    """Column an upsert must never move backwards (``last_modified_at`` for appointments)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", _frozen(self.params))

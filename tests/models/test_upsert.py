@@ -1,0 +1,310 @@
+"""upsert_page and mark_missing on real Postgres and SQLite: counts, zero-write re-syncs, guards."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from models import Appointment, Provider
+from worker.sync.upsert import UpsertCounts, mark_missing, upsert_page
+
+T0 = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
+T1 = T0 + timedelta(hours=1)
+T2 = T0 + timedelta(hours=2)
+
+
+def provider(pid: str, practice: str = "195900", **fields: Any) -> dict[str, Any]:
+    raw = {"providerid": int(pid), "firstname": fields.get("first_name", "Ana"), "lastname": "Ruiz"}
+    return {
+        "practice_id": practice,
+        "provider_id": pid,
+        "first_name": raw["firstname"],
+        "last_name": "Ruiz",
+        "raw": raw,
+    }
+
+
+def appointment(aid: str, *, status: str = "f", modified: datetime | None = T0) -> dict[str, Any]:
+    return {
+        "practice_id": "195900",
+        "appointment_id": aid,
+        "department_id": "1",
+        "status": status,
+        "start_at": datetime(2024, 6, 3, 12, 0, tzinfo=UTC),
+        "local_date": date(2024, 6, 3),
+        "local_time": time(8, 0),
+        "timezone_name": "US/Eastern",
+        "last_modified_at": modified,
+        "raw": {"appointmentid": aid, "appointmentstatus": status, "lm": str(modified)},
+    }
+
+
+def write_counter(session: Session) -> int:
+    """Rows inserted or updated so far on this connection, as counted by the database itself.
+
+    Postgres: this backend's not-yet-flushed table statistics; SQLite: ``total_changes()``.
+    Compare two readings taken in the same session.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        query = "SELECT coalesce(sum(n_tup_ins + n_tup_upd), 0) FROM pg_stat_xact_user_tables"
+        return int(session.execute(sa.text(query)).scalar_one())
+    return int(session.execute(sa.text("SELECT total_changes()")).scalar_one())
+
+
+@pytest.fixture
+def session(engine):
+    with Session(engine) as s:
+        yield s
+
+
+def test_first_page_inserts_every_row(session):
+    counts = upsert_page(session, Provider, [provider("1"), provider("2")], run_id=7, now=T0)
+    session.commit()
+    assert counts == UpsertCounts(inserted=2, updated=0, unchanged=0)
+    row = session.get(Provider, ("195900", "1"))
+    assert row is not None
+    assert (row.first_name, row.raw["providerid"], row.last_sync_run_id) == ("Ana", 1, 7)
+    assert row.first_seen_at == row.last_seen_at == T0
+    assert row.deleted_at is None
+
+
+def test_unchanged_page_writes_zero_rows(session):
+    page = [provider(str(i)) for i in range(1, 51)]
+    upsert_page(session, Provider, page, run_id=1, now=T0)
+    session.commit()
+
+    before = write_counter(session)
+    counts = upsert_page(session, Provider, page, run_id=2, now=T1)
+    assert write_counter(session) - before == 0
+    session.commit()
+
+    assert counts == UpsertCounts(inserted=0, updated=0, unchanged=50)
+    row = session.get(Provider, ("195900", "7"))
+    assert row is not None
+    assert (row.last_seen_at, row.last_sync_run_id) == (T0, 1)
+
+
+def test_unchanged_page_leaves_pg_stat_user_tables_untouched(fresh_pg_url):
+    from worker.db import make_engine, upgrade
+
+    engine = make_engine(fresh_pg_url)
+    upgrade(engine)
+    page = [provider(str(i)) for i in range(1, 21)]
+    try:
+        with engine.connect() as connection, Session(connection) as s:
+            upsert_page(s, Provider, page, run_id=1, now=T0)
+            s.commit()
+            before = _n_tup_upd(connection)
+            upsert_page(s, Provider, page, run_id=2, now=T1)
+            s.commit()
+            assert _n_tup_upd(connection) == before
+            upsert_page(s, Provider, [provider("3", first_name="Zoë")], run_id=3, now=T2)
+            s.commit()
+            assert _n_tup_upd(connection) == before + 1
+    finally:
+        engine.dispose()
+
+
+def _n_tup_upd(connection: sa.Connection) -> int:
+    # Statistics reach the shared view asynchronously: flush this backend's, drop the snapshot.
+    connection.execute(sa.text("SELECT pg_stat_force_next_flush()"))
+    connection.commit()
+    connection.execute(sa.text("SELECT pg_stat_clear_snapshot()"))
+    query = "SELECT n_tup_upd FROM pg_stat_user_tables WHERE relname = 'providers'"
+    value = int(connection.execute(sa.text(query)).scalar_one())
+    connection.commit()
+    return value
+
+
+def test_changed_row_is_updated_and_others_are_not(session):
+    upsert_page(session, Provider, [provider("1"), provider("2")], run_id=1, now=T0)
+    session.commit()
+
+    page = [provider("1"), provider("2", first_name="Zoë"), provider("3")]
+    before = write_counter(session)
+    counts = upsert_page(session, Provider, page, run_id=2, now=T1)
+    assert write_counter(session) - before == 2
+    session.commit()
+
+    assert counts == UpsertCounts(inserted=1, updated=1, unchanged=1)
+    changed = session.get(Provider, ("195900", "2"))
+    assert changed is not None
+    assert (changed.first_name, changed.raw["firstname"]) == ("Zoë", "Zoë")
+    assert (changed.first_seen_at, changed.last_seen_at, changed.last_sync_run_id) == (T0, T1, 2)
+
+
+def test_key_order_of_raw_is_not_a_change(session):
+    row = provider("1")
+    upsert_page(session, Provider, [row], run_id=1, now=T0)
+    session.commit()
+    reordered = {**row, "raw": dict(reversed(list(row["raw"].items())))}
+    assert list(reordered["raw"]) != list(row["raw"])
+    assert upsert_page(session, Provider, [reordered], run_id=2, now=T1).unchanged == 1
+
+
+def test_duplicate_keys_in_one_page_keep_the_last(session):
+    page = [provider("1", first_name="Old"), provider("2"), provider("1", first_name="New")]
+    counts = upsert_page(session, Provider, page, run_id=1, now=T0)
+    session.commit()
+    # Every row given is accounted for: the superseded duplicate counts as unchanged.
+    assert counts == UpsertCounts(inserted=2, updated=0, unchanged=1)
+    row = session.get(Provider, ("195900", "1"))
+    assert row is not None and row.first_name == "New"
+
+
+def test_same_id_in_two_practices_is_two_rows(session):
+    page = [provider("1", practice="195900"), provider("1", practice="1128700")]
+    assert upsert_page(session, Provider, page, run_id=1, now=T0).inserted == 2
+
+
+def test_older_lastmodified_never_overwrites_newer(session):
+    guard = "last_modified_at"
+    upsert_page(
+        session, Appointment, [appointment("9", modified=T1)], run_id=1, now=T0, guard_column=guard
+    )
+    session.commit()
+
+    stale = appointment("9", status="x", modified=T0)
+    before = write_counter(session)
+    counts = upsert_page(session, Appointment, [stale], run_id=2, now=T1, guard_column=guard)
+    assert write_counter(session) - before == 0
+    session.commit()
+    assert counts == UpsertCounts(inserted=0, updated=0, unchanged=1)
+    row = session.get(Appointment, ("195900", "9"))
+    assert row is not None and (row.status, row.last_modified_at) == ("f", T1)
+
+    newer = appointment("9", status="x", modified=T2)
+    counts = upsert_page(session, Appointment, [newer], run_id=3, now=T2, guard_column=guard)
+    session.commit()
+    assert counts.updated == 1
+    session.refresh(row)
+    assert (row.status, row.last_modified_at, row.last_sync_run_id) == ("x", T2, 3)
+
+
+def test_same_lastmodified_with_other_content_still_updates(session):
+    guard = "last_modified_at"
+    upsert_page(
+        session, Appointment, [appointment("9", modified=T1)], run_id=1, now=T0, guard_column=guard
+    )
+    session.commit()
+    again = appointment("9", status="2", modified=T1)
+    assert (
+        upsert_page(session, Appointment, [again], run_id=2, now=T1, guard_column=guard).updated
+        == 1
+    )
+
+
+def test_missing_lastmodified_does_not_block_updates(session):
+    guard = "last_modified_at"
+    upsert_page(
+        session,
+        Appointment,
+        [appointment("9", modified=None)],
+        run_id=1,
+        now=T0,
+        guard_column=guard,
+    )
+    session.commit()
+    dated = appointment("9", status="x", modified=T0)
+    assert (
+        upsert_page(session, Appointment, [dated], run_id=2, now=T1, guard_column=guard).updated
+        == 1
+    )
+
+
+def test_without_a_guard_an_older_row_overwrites(session):
+    upsert_page(session, Appointment, [appointment("9", modified=T1)], run_id=1, now=T0)
+    stale = appointment("9", status="x", modified=T0)
+    assert upsert_page(session, Appointment, [stale], run_id=2, now=T1).updated == 1
+
+
+def test_mark_missing_then_a_returning_row_is_revived(session):
+    upsert_page(session, Provider, [provider(str(i)) for i in (1, 2, 3)], run_id=1, now=T0)
+    upsert_page(session, Provider, [provider("2", practice="other")], run_id=1, now=T0)
+    session.commit()
+
+    marked = mark_missing(
+        session, Provider, practice_id="195900", seen_ids={"1", "3"}, now=T1, run_id=2
+    )
+    session.commit()
+    assert marked == 1
+    gone = session.get(Provider, ("195900", "2"))
+    assert gone is not None and (gone.deleted_at, gone.last_sync_run_id) == (T1, 2)
+    other = session.get(Provider, ("other", "2"))
+    assert other is not None and other.deleted_at is None
+
+    # Already-deleted rows are not marked again.
+    again = mark_missing(session, Provider, practice_id="195900", seen_ids=set(), now=T2, run_id=3)
+    session.commit()
+    assert again == 2
+    session.refresh(gone)
+    assert gone.deleted_at == T1
+
+    counts = upsert_page(session, Provider, [provider("2")], run_id=4, now=T2)
+    session.commit()
+    assert counts == UpsertCounts(inserted=0, updated=1, unchanged=0)
+    session.refresh(gone)
+    assert (gone.deleted_at, gone.last_seen_at, gone.last_sync_run_id) == (None, T2, 4)
+
+
+def test_mark_missing_stays_inside_its_scope(session):
+    rows = [appointment(str(i)) for i in range(1, 5)]
+    rows[3] = {**rows[3], "local_date": date(2024, 7, 15)}
+    upsert_page(session, Appointment, rows, run_id=1, now=T0)
+    session.commit()
+
+    marked = mark_missing(
+        session,
+        Appointment,
+        practice_id="195900",
+        seen_ids={"1"},
+        scope_filter=(
+            Appointment.department_id == "1",
+            Appointment.local_date >= date(2024, 6, 1),
+            Appointment.local_date <= date(2024, 6, 30),
+        ),
+        now=T1,
+        run_id=2,
+    )
+    session.commit()
+    assert marked == 2
+    deleted = session.scalars(
+        sa.select(Appointment.appointment_id).where(Appointment.deleted_at.is_not(None))
+    )
+    assert sorted(deleted) == ["2", "3"]
+
+
+def test_pages_wider_than_one_statement_are_split_and_counted(session):
+    page = [appointment(str(i)) for i in range(2000)]
+    assert upsert_page(session, Appointment, page, run_id=1, now=T0).inserted == 2000
+    session.commit()
+    page[1500] = appointment("1500", status="x", modified=T1)
+    counts = upsert_page(session, Appointment, page, run_id=2, now=T1)
+    assert counts == UpsertCounts(inserted=0, updated=1, unchanged=1999)
+    session.commit()
+    marked = mark_missing(
+        session, Appointment, practice_id="195900", seen_ids=[str(i) for i in range(700)],
+        now=T2, run_id=3,
+    )  # fmt: skip
+    assert marked == 1300
+
+
+def test_empty_page_is_a_no_op(session):
+    assert upsert_page(session, Provider, [], run_id=1, now=T0) == UpsertCounts()
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ({**provider("1"), "last_seen_at": T0}, "must not set"),
+        ({**provider("1"), "nickname": "x"}, "no column"),
+        ({k: v for k, v in provider("1").items() if k != "provider_id"}, "key"),
+    ],
+)
+def test_malformed_rows_are_programming_errors(session, row, message):
+    with pytest.raises((ValueError, KeyError), match=message):
+        upsert_page(session, Provider, [row], run_id=1, now=T0)

@@ -1,0 +1,237 @@
+"""The one write path for every resource table: a page of rows in one upsert statement.
+
+``upsert_page`` sends ``INSERT … ON CONFLICT (pk) DO UPDATE … WHERE <something changed>``, so
+re-syncing unchanged data writes no rows at all (no dead tuples, no WAL, no trigger noise). For
+appointments the ``WHERE`` also refuses an older ``lastmodified`` over a newer one (pages of
+different ages can race). Counts come from one ``SELECT`` of the page's existing keys plus the
+``RETURNING`` keys of the rows actually written: no per-row round trips.
+
+Neither function commits: the caller commits the page together with its progress (watermarks,
+run counters), so a crash never records progress for rows that did not land.
+
+``last_seen_at`` moves only when a row is written (inserted, changed, or revived): keeping it
+fresh on unchanged rows would cost exactly the writes this module exists to avoid. Whether a
+row still exists upstream is tracked by ``deleted_at`` (see ``mark_missing``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from models import BOOKKEEPING_COLUMNS, Base
+
+# Both drivers cap bind parameters per statement (SQLite 32766, Postgres 65535); a page wider
+# than this is split into as few statements as fit.
+MAX_BIND_PARAMS = 30_000
+MARK_CHUNK = 500
+
+Key = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class UpsertCounts:
+    """What one or more upserts did: rows created, rows changed, rows already up to date."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def __add__(self, other: UpsertCounts) -> UpsertCounts:
+        return UpsertCounts(
+            self.inserted + other.inserted,
+            self.updated + other.updated,
+            self.unchanged + other.unchanged,
+        )
+
+    @property
+    def written(self) -> int:
+        """Rows the database actually wrote."""
+        return self.inserted + self.updated
+
+
+def _table(model: type[Base]) -> sa.Table:
+    table = model.__table__
+    assert isinstance(table, sa.Table)
+    return table
+
+
+def _dedupe(rows: Iterable[Mapping[str, Any]], pk: Sequence[str]) -> list[Mapping[str, Any]]:
+    """One row per key, the last one given (ON CONFLICT cannot touch a row twice)."""
+    by_key: dict[Key, Mapping[str, Any]] = {}
+    for row in rows:
+        by_key[tuple(row[name] for name in pk)] = row
+    return list(by_key.values())
+
+
+def _data_columns(
+    table: sa.Table, rows: Sequence[Mapping[str, Any]], pk: Sequence[str]
+) -> list[str]:
+    """The mapped (non-key, non-bookkeeping) columns; every row must carry the same ones."""
+    names = set(rows[0])
+    for row in rows:
+        if set(row) != names:
+            raise ValueError("rows in one page must have the same columns")
+    unknown = names - set(table.c.keys())
+    if unknown:
+        raise ValueError(f"{table.name} has no column(s) {sorted(unknown)}")
+    if names & BOOKKEEPING_COLUMNS:
+        raise ValueError(f"rows must not set {sorted(names & BOOKKEEPING_COLUMNS)}")
+    missing_pk = set(pk) - names
+    if missing_pk:
+        raise ValueError(f"rows lack key column(s) {sorted(missing_pk)}")
+    return [column.name for column in table.c if column.name in names and column.name not in pk]
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _insert(session: Session, table: sa.Table) -> Any:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    raise NotImplementedError(f"upsert is not implemented for {dialect}")
+
+
+def _changed(table: sa.Table, excluded: Any, columns: Sequence[str]) -> sa.ColumnElement[bool]:
+    differs = [table.c[name].is_distinct_from(excluded[name]) for name in columns]
+    return sa.or_(*differs, table.c.deleted_at.is_not(None))
+
+
+def _not_older(table: sa.Table, excluded: Any, guard: str) -> sa.ColumnElement[bool]:
+    return sa.or_(
+        excluded[guard].is_(None), table.c[guard].is_(None), excluded[guard] >= table.c[guard]
+    )
+
+
+def _statement(
+    session: Session,
+    table: sa.Table,
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[str],
+    pk: Sequence[str],
+    *,
+    run_id: int | None,
+    now: datetime,
+    guard_column: str | None,
+) -> Any:
+    extra = {
+        "first_seen_at": now,
+        "last_seen_at": now,
+        "deleted_at": None,
+        "last_sync_run_id": run_id,
+    }
+    stmt = _insert(session, table).values([{**row, **extra} for row in rows])
+    excluded = stmt.excluded
+    where = _changed(table, excluded, columns)
+    if guard_column is not None:
+        where = sa.and_(where, _not_older(table, excluded, guard_column))
+    set_: dict[str, Any] = {name: excluded[name] for name in columns}
+    set_.update(
+        last_seen_at=excluded.last_seen_at,
+        last_sync_run_id=excluded.last_sync_run_id,
+        deleted_at=sa.null(),
+    )
+    upsert = stmt.on_conflict_do_update(index_elements=list(pk), set_=set_, where=where)
+    return upsert.returning(*(table.c[name] for name in pk))
+
+
+def _existing(session: Session, table: sa.Table, pk: Sequence[str], keys: list[Key]) -> set[Key]:
+    key_columns = [table.c[name] for name in pk]
+    query = sa.select(*key_columns).where(sa.tuple_(*key_columns).in_(keys))
+    return {tuple(row) for row in session.execute(query)}
+
+
+def upsert_page(
+    session: Session,
+    model: type[Base],
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    run_id: int | None,
+    now: datetime,
+    guard_column: str | None = None,
+) -> UpsertCounts:
+    """Insert new rows, update changed ones, leave identical ones untouched; return the counts.
+
+    ``guard_column`` (``"last_modified_at"`` for appointments) makes an older value never
+    overwrite a newer one; rows refused that way count as unchanged. A key given twice in one
+    page is written once (the last occurrence wins) and the superseded copy counts as unchanged,
+    so ``inserted + updated + unchanged == len(rows)``.
+    """
+    if not rows:
+        return UpsertCounts()
+    table = _table(model)
+    pk = [column.name for column in table.primary_key.columns]
+    columns = _data_columns(table, rows, pk)
+    page = _dedupe(rows, pk)
+    size = max(1, MAX_BIND_PARAMS // (len(columns) + len(pk) + len(BOOKKEEPING_COLUMNS)))
+    counts = UpsertCounts(unchanged=len(rows) - len(page))
+    for chunk in _chunks(page, size):
+        keys = [tuple(row[name] for name in pk) for row in chunk]
+        existing = _existing(session, table, pk, keys)
+        stmt = _statement(
+            session, table, chunk, columns, pk, run_id=run_id, now=now, guard_column=guard_column
+        )
+        written = {tuple(row) for row in session.execute(stmt)}
+        inserted = len(written - existing)
+        updated = len(written & existing)
+        counts += UpsertCounts(inserted, updated, len(chunk) - inserted - updated)
+    return counts
+
+
+def _id_column(table: sa.Table) -> sa.Column[Any]:
+    others = [column for column in table.primary_key.columns if column.name != "practice_id"]
+    if len(others) != 1 or "practice_id" not in table.c:
+        raise ValueError(f"{table.name} is not keyed by (practice_id, <id>)")
+    return others[0]
+
+
+def mark_missing(
+    session: Session,
+    model: type[Base],
+    *,
+    practice_id: str,
+    seen_ids: Iterable[str],
+    scope_filter: sa.ColumnElement[bool] | Iterable[sa.ColumnElement[bool]] | None = None,
+    now: datetime,
+    run_id: int | None,
+) -> int:
+    """Set ``deleted_at`` on live rows in scope whose id was not seen; return how many.
+
+    Only call it after a *complete* read of the scope (every page of the listing or window):
+    after a partial read it would mark rows deleted that simply were not fetched.
+    ``scope_filter`` narrows the rows considered (e.g. one department and date window): one
+    condition or several (ANDed); none means the whole practice.
+    """
+    table = _table(model)
+    id_column = _id_column(table)
+    live_query = sa.select(id_column).where(
+        table.c.practice_id == practice_id, table.c.deleted_at.is_(None)
+    )
+    if isinstance(scope_filter, sa.ColumnElement):
+        live_query = live_query.where(scope_filter)
+    elif scope_filter is not None:
+        live_query = live_query.where(*scope_filter)
+    live = set(session.scalars(live_query))
+    missing = sorted(live - set(seen_ids))
+    for chunk in _chunks(missing, MARK_CHUNK):
+        session.execute(
+            sa.update(table)
+            .where(
+                table.c.practice_id == practice_id,
+                id_column.in_(chunk),
+                table.c.deleted_at.is_(None),
+            )
+            .values(deleted_at=now, last_sync_run_id=run_id)
+        )
+    return len(missing)
