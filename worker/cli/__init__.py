@@ -7,6 +7,7 @@ import sys
 import click
 
 from worker.cli.db import db
+from worker.cli.deadletters import dead_letters
 from worker.cli.demo import demo
 from worker.cli.sandbox import sandbox
 from worker.cli.sync import runs, sync
@@ -19,7 +20,7 @@ def cli() -> None:
     """Keep a Postgres copy of an athenahealth practice's scheduling data."""
 
 
-for command in (sync, runs, db, demo, sandbox):
+for command in (sync, runs, db, demo, sandbox, dead_letters):
     cli.add_command(command)
 
 

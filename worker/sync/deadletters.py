@@ -85,9 +85,12 @@ def add_request_letter(
     """Keep a failed request (or task) with enough context to replay its unit of work."""
     error = failure.error
     params = clean_params(failure.params)
+    # The unit of work (task_args) identifies a failure, not the exact query: an incremental
+    # unit's startlastmodified moves between attempts, and each attempt must bump one letter.
+    identity = failure.task_args or {"path": failure.path, "params": params}
     key = _digest(
-        "request", failure.resource, failure.practice_id, failure.department_id,
-        failure.path, params, failure.error_class, (failure.task_args or {}),
+        "request", failure.resource, failure.practice_id, failure.department_id, identity,
+        failure.error_class, error.status if error else None,
     )  # fmt: skip
     _upsert_letter(
         session,
