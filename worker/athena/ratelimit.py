@@ -29,8 +29,8 @@ if tokens == nil or ts == nil then
 end
 tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
 local wait = 0
-if tokens >= 1 then
-  tokens = tokens - 1
+if tokens >= 1 - 1e-9 then
+  tokens = math.max(0, tokens - 1)
 else
   wait = (1 - tokens) / rate
 end
@@ -38,6 +38,9 @@ redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
 return tostring(wait)
 """
+
+
+EPSILON = 1e-9
 
 
 class RateLimiter(Protocol):
@@ -109,8 +112,8 @@ class LocalRateLimiter:
             tokens, stamp = self._buckets.get(key, (self._burst, now))
             tokens = min(self._burst, tokens + max(0.0, now - stamp) * self._rate)
             wait = 0.0
-            if tokens >= 1:
-                tokens -= 1
+            if tokens >= 1 - EPSILON:  # float drift must not leave a sleeper 1e-17 short
+                tokens = max(0.0, tokens - 1)
             else:
                 wait = (1 - tokens) / self._rate
             self._buckets[key] = (tokens, now)

@@ -22,7 +22,7 @@ from worker.athena.retry import parse_retry_after
 
 MAX_TEXT = 200
 RETRIABLE_4XX = frozenset({408, 425, 429})
-_ERROR_KEYS = ("error", "message", "Message", "fault")
+_ERROR_KEYS = ("error", "message", "Message")
 _DETAIL_KEYS = ("detailedmessage", "error_description", "detail")
 
 
@@ -47,8 +47,6 @@ def _first_text(body: dict[str, Any], keys: tuple[str, ...]) -> str | None:
         value = body.get(key)
         if isinstance(value, str) and value.strip():
             return truncate(value)
-        if isinstance(value, dict | list) and value:
-            return truncate(str(value))
     return None
 
 
@@ -60,6 +58,11 @@ def api_message(response: requests.Response) -> tuple[str | None, str | None]:
         return None, None
     if not isinstance(body, dict):
         return None, None
+    fault = body.get("fault")
+    if isinstance(fault, dict):  # Apigee gateway: {"fault": {"faultstring": ..., "detail": ...}}
+        detail = fault.get("detail")
+        code = detail.get("errorcode") if isinstance(detail, dict) else None
+        return _first_text(fault, ("faultstring",)), _first_text({"c": code}, ("c",))
     return _first_text(body, _ERROR_KEYS), _first_text(body, _DETAIL_KEYS)
 
 
