@@ -1,0 +1,197 @@
+"""End to end: the sandbox over HTTP -> Postgres (and SQLite), compared with the ground truth."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+
+from tests.sync.conftest import FORBIDDEN, PRACTICE, Harness, _harness
+from worker.sandbox import SandboxServer
+
+RESOURCE_TABLES = {
+    "providers": ("providers", "provider_id", "providerid"),
+    "departments": ("departments", "department_id", "departmentid"),
+    "appointmenttypes": ("appointment_types", "appointment_type_id", "appointmenttypeid"),
+    "appointments": ("appointments", "appointment_id", "appointmentid"),
+}
+
+
+def _json(value: Any) -> Any:
+    """SQLite hands JSON columns back as text through a raw query."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def assert_matches_truth(h: Harness, practice_id: str = PRACTICE) -> None:
+    """Every served record is in its table exactly once, raw as served, nothing extra live."""
+    truth = h.server.truth(practice_id)
+    for collection, (table, key, id_field) in RESOURCE_TABLES.items():
+        served = {str(r[id_field]): r for r in truth[collection]}
+        rows = h.rows(table, f"practice_id = '{practice_id}'", "deleted_at IS NULL")
+        stored = {r[key]: _json(r["raw"]) for r in rows}
+        assert set(stored) == set(served), f"{table}: ids differ from the ground truth"
+        for ident, record in served.items():
+            raw = stored[ident]
+            if collection == "departments":
+                record = {k: v for k, v in record.items() if k != "providerlist"}
+                raw = {k: v for k, v in raw.items() if k != "providerlist"}
+            assert raw == record, f"{table} {ident}: raw differs from what was served"
+
+
+def test_full_sync_equals_ground_truth_on_postgres(pg: Harness) -> None:
+    results = pg.sync()
+    assert {r.status for r in results} == {"succeeded"}
+    assert_matches_truth(pg)
+    truth = pg.server.truth(PRACTICE)
+    cancelled = [a for a in truth["appointments"] if a["appointmentstatus"] == "x"]
+    assert cancelled, "the sandbox serves cancelled appointments"
+    rows = {r["appointment_id"]: r for r in pg.rows("appointments")}
+    for appt in cancelled:
+        row = rows[appt["appointmentid"]]
+        assert row["status"] == "x"
+        assert row["cancelled_at"] is not None
+        assert row["cancel_reason"] == appt.get("cancelreasonname")
+    hidden = set(truth["hiddendepartmentids"])
+    assert hidden, "the sandbox has portal-hidden departments"
+    for dept in pg.rows("departments"):
+        assert dept["hidden"] is (dept["department_id"] in hidden)
+
+
+def _table_writes(h: Harness) -> dict[str, tuple[int, int]]:
+    """(inserts, updates) per resource table from pg_stat_user_tables, after stats are flushed."""
+    query = sa.text(
+        "SELECT relname, n_tup_ins, n_tup_upd FROM pg_stat_user_tables "
+        "WHERE relname IN ('providers','departments','appointment_types','appointments')"
+    )
+    with h.engine.connect() as conn:
+        conn.execute(sa.text("SELECT pg_stat_clear_snapshot()"))
+        return {name: (ins, upd) for name, ins, upd in conn.execute(query)}
+
+
+def _settled_writes(h: Harness) -> dict[str, tuple[int, int]]:
+    # Backends flush their counters when they exit; wait until two readings agree.
+    h.engine.dispose()
+    previous = _table_writes(h)
+    for _ in range(50):
+        time.sleep(0.1)
+        current = _table_writes(h)
+        if current == previous:
+            return current
+        previous = current
+    return previous
+
+
+def test_second_sync_writes_no_rows(pg: Harness) -> None:
+    pg.sync()
+    before = _settled_writes(pg)
+    assert before["appointments"][0] > 0, "the first sync inserted appointments"
+    results = pg.sync(mode="reconcile")
+    after = _settled_writes(pg)
+    assert after == before, "re-syncing unchanged data wrote rows"
+    assert all(r.counts.inserted == r.counts.updated == r.counts.deleted == 0 for r in results)
+    assert sum(r.counts.unchanged for r in results) == sum(r.counts.fetched for r in results)
+
+
+def test_mutations_are_reflected_by_incremental_then_reconcile(pg: Harness) -> None:
+    pg.sync()
+    time.sleep(1.1)  # lastmodified has one-second resolution
+    change = pg.server.mutate(PRACTICE, cancel=4, modify=4, delete=3, add=5, seed=5)
+    incremental = pg.sync("appointments", mode="incremental")
+    assert {r.status for r in incremental} == {"succeeded"}
+    assert sum(r.counts.fetched for r in incremental) < 100, "incremental read only changes"
+    deleted_ids = _ids(change, "deleted")
+    rows = {r["appointment_id"]: r for r in pg.rows("appointments")}
+    for ident in _ids(change, "cancelled"):
+        assert rows[ident]["status"] == "x"
+    for ident in _ids(change, "added"):
+        assert ident in rows
+    # Deletions are invisible to an incremental read: only reconcile can notice them.
+    assert all(rows[i]["deleted_at"] is None for i in deleted_ids)
+
+    reconcile = pg.sync("appointments", mode="reconcile")
+    assert {r.status for r in reconcile} == {"succeeded"}
+    assert sum(r.counts.deleted for r in reconcile) == len(deleted_ids)
+    assert_matches_truth(pg)
+    gone = pg.rows("appointments", "deleted_at IS NOT NULL")
+    assert {r["appointment_id"] for r in gone} == set(deleted_ids)
+
+
+def _ids(change: dict[str, Any], kind: str) -> list[str]:
+    items = change.get(kind, [])
+    return [i["appointmentid"] if isinstance(i, dict) else str(i) for i in items]
+
+
+def _expected_utc(day: str, clock: str, zone: str) -> datetime:
+    local = datetime(int(day[6:10]), int(day[0:2]), int(day[3:5]), int(clock[:2]), int(clock[3:5]))
+    return local.replace(tzinfo=ZoneInfo(zone)).astimezone(UTC)
+
+
+def test_start_at_is_dst_correct_in_every_zone(pg: Harness) -> None:
+    pg.sync()
+    truth = pg.server.truth(PRACTICE)
+    zones = {d["departmentid"]: d["timezonename"] for d in truth["departments"]}
+    no_dst = {d["departmentid"] for d in truth["departments"] if d.get("doesnotobservedst")}
+    assert no_dst and set(zones) - no_dst, "zones with and without DST are served"
+    rows = {r["appointment_id"]: r for r in pg.rows("appointments")}
+    for appt in truth["appointments"]:
+        zone = zones[appt["departmentid"]]
+        assert rows[appt["appointmentid"]]["start_at"] == _expected_utc(
+            appt["date"], appt["starttime"], zone
+        ), appt["appointmentid"]
+    # Fixed points, independent of zoneinfo: on 2026-11-01 US/Eastern falls back at 02:00.
+    fall_back = [a for a in truth["appointments"] if a["date"] == "11/01/2026"]
+    assert fall_back, "appointments are served on the fall-back Sunday"
+    offsets = {"US/Eastern": (4, 5), "US/Central": (5, 6), "US/Mountain": (6, 7),
+               "US/Pacific": (7, 8), "America/Phoenix": (7, 7), "US/Arizona": (7, 7)}  # fmt: skip
+    for appt in fall_back:
+        zone = zones[appt["departmentid"]]
+        hour, minute = int(appt["starttime"][:2]), int(appt["starttime"][3:])
+        before_change = hour < 1 or (hour == 1)  # 01:xx is read as its first (daylight) occurrence
+        hours = offsets[zone][0 if before_change else 1]
+        local = datetime(2026, 11, 1, hour, minute, tzinfo=UTC)
+        assert rows[appt["appointmentid"]]["start_at"] == local + timedelta(hours=hours)
+        assert rows[appt["appointmentid"]]["local_date"] == date(2026, 11, 1)
+
+
+def test_forbidden_and_unknown_practices_fail_alone(pg: Harness) -> None:
+    results = pg.sync(practices=(FORBIDDEN, PRACTICE, "999999"))
+    by_practice: dict[str, set[str]] = {}
+    for r in results:
+        by_practice.setdefault(r.unit.practice_id, set()).add(r.status)
+    assert by_practice[PRACTICE] == {"succeeded"}
+    assert "failed" in by_practice[FORBIDDEN] and "succeeded" not in by_practice[FORBIDDEN]
+    assert "failed" in by_practice["999999"]
+    assert_matches_truth(pg)
+    letters = {r["practice_id"]: r for r in pg.rows("dead_letters")}
+    assert set(letters) == {FORBIDDEN, "999999"}
+    assert letters[FORBIDDEN]["error_class"] == "auth"
+    assert letters[FORBIDDEN]["http_status"] == 401
+    assert letters[FORBIDDEN]["api_error"] == "Incorrect permissions."
+    assert letters["999999"]["error_class"] == "client_error"
+    assert letters["999999"]["http_status"] == 404
+    assert letters["999999"]["api_error"] == "Invalid practice."
+
+
+def test_embedded_default_sqlite_equals_ground_truth(make_sandbox: Any, tmp_path: Path) -> None:
+    server: SandboxServer = make_sandbox()
+    url = f"sqlite:///{tmp_path / 'athena_sync.db'}"
+    for harness in _harness(server, url):
+        assert {r.status for r in harness.sync()} == {"succeeded"}
+        assert_matches_truth(harness)
+        again = harness.sync(mode="reconcile")
+        assert sum(r.counts.inserted + r.counts.updated + r.counts.deleted for r in again) == 0
+
+
+@pytest.mark.parametrize("limit", ["7", "5000"])
+def test_page_size_does_not_change_the_result(pg: Harness, limit: str) -> None:
+    from tests.sync.conftest import settings_for
+
+    settings = settings_for(pg.server, pg.database_url, ATHENA_PAGE_LIMIT=limit)
+    assert {r.status for r in pg.sync(settings=settings)} == {"succeeded"}
+    assert_matches_truth(pg)
