@@ -1,0 +1,125 @@
+"""Each fault switch, switched on and off at runtime, reproducible from its seed."""
+
+from __future__ import annotations
+
+import time
+
+from tests.sandbox.conftest import ALL_DAYS, BOOKED, PRACTICE, Api
+from worker.sandbox import FaultConfig
+
+PING = f"/v1/{PRACTICE}/ping"
+
+
+def outcomes(api: Api, n: int) -> list[tuple[int, str | None, bytes]]:
+    answers = [api.get(PING) for _ in range(n)]
+    return [(r.status_code, r.headers.get("Retry-After"), r.content) for r in answers]
+
+
+def test_5xx_include_html_502_json_500_and_empty_503(api: Api) -> None:
+    api.server.set_faults(error_rate=1.0, seed=11)
+    answers = [api.get(PING) for _ in range(40)]
+    by_status = {r.status_code: r for r in answers}
+    assert set(by_status) == {500, 502, 503}
+    assert by_status[502].headers["Content-Type"] == "text/html"
+    assert by_status[502].text.startswith("<html>")
+    assert by_status[500].json()["error"]
+    assert by_status[503].content == b""
+
+
+def test_faults_replay_identically_and_switch_off(api: Api) -> None:
+    faults = FaultConfig(error_rate=0.3, rate_429=0.2, seed=7)
+    api.server.set_faults(faults)
+    first = outcomes(api, 30)
+    api.server.set_faults(FaultConfig())
+    assert {status for status, _, _ in outcomes(api, 10)} == {200}
+    api.server.set_faults(faults)
+    assert outcomes(api, 30) == first
+    assert {status for status, _, _ in first} >= {200, 429}
+
+
+def test_429_with_and_without_retry_after(api: Api) -> None:
+    api.server.set_faults(rate_429=1.0, retry_after_share=1.0, retry_after_seconds=7)
+    with_header = api.get(PING)
+    assert (with_header.status_code, with_header.headers["Retry-After"]) == (429, "7")
+    api.server.set_faults(rate_429=1.0, retry_after_share=0.0)
+    without = api.get(PING)
+    assert without.status_code == 429
+    assert "Retry-After" not in without.headers
+
+
+def test_rps_ceiling_answers_429_above_the_rate(api: Api) -> None:
+    api.server.set_faults(rps_limit=3)
+    statuses = [api.get(PING).status_code for _ in range(8)]
+    assert statuses[:3] == [200, 200, 200]
+    assert 429 in statuses[3:]
+    time.sleep(1.0)
+    assert api.get(PING).status_code == 200
+
+
+def test_rps_ceiling_is_per_practice(api: Api) -> None:
+    api.server.set_faults(rps_limit=1)
+    assert api.get(PING).status_code == 200
+    assert api.get(PING).status_code == 429
+    assert api.get("/v1/1/practiceinfo").status_code == 200
+
+
+def test_latency_slows_every_api_answer(api: Api) -> None:
+    api.server.set_faults(latency_ms=150)
+    started = time.perf_counter()
+    assert api.get(PING).status_code == 200
+    assert time.perf_counter() - started >= 0.15
+
+
+def test_faults_leave_the_token_endpoint_and_admin_routes_alone(api: Api) -> None:
+    api.server.set_faults(error_rate=1.0)
+    assert api.mint().status_code == 200
+    assert api.admin("GET", "stats").status_code == 200
+
+
+def test_malformed_appointments_are_served_and_listed_in_truth(api: Api) -> None:
+    params = {**ALL_DAYS, "showcancelled": "true", "limit": "5000"}
+    clean = api.ok(BOOKED, params)["totalcount"]
+    api.server.set_faults(malformed_appointments=10, seed=3)
+    rows = api.ok(BOOKED, params)["appointments"]
+    assert len(rows) == clean + 10
+    broken = api.server.truth()["malformed"]
+    assert len(broken) == 10
+    assert {b["reason"] for b in broken} == {
+        "missing appointmentid",
+        "impossible date",
+        "impossible starttime",
+        "duration not a number",
+        "departmentid is an object",
+    }
+    assert sum(1 for r in rows if "appointmentid" not in r) == 2
+    assert any(r["date"].startswith("02/30/") for r in rows)
+    assert any(r["starttime"] == "25:61" for r in rows)
+    assert any(r["duration"] == "abc" for r in rows)
+    assert any(isinstance(r["departmentid"], dict) for r in rows)
+    api.server.set_faults(FaultConfig())
+    assert api.ok(BOOKED, params)["totalcount"] == clean
+
+
+def test_faults_switch_over_http(api: Api) -> None:
+    response = api.admin("POST", "faults", json={"error_rate": 1, "html_502_share": 1})
+    assert response.status_code == 200
+    assert response.json()["error_rate"] == 1.0
+    assert api.get(PING).status_code == 502
+    assert api.admin("GET", "faults").json()["html_502_share"] == 1.0
+    assert api.admin("POST", "faults", json={}).status_code == 200
+    assert api.get(PING).status_code == 200
+
+
+def test_bad_fault_payloads_are_400(api: Api) -> None:
+    for payload in ({"error_rate": 2}, {"nope": 1}, {"latency_ms": "slow"}, [1]):
+        response = api.admin("POST", "faults", json=payload)
+        assert response.status_code == 400, payload
+        assert response.json()["error"]
+
+
+def test_short_token_ttl_over_http(api: Api) -> None:
+    api.admin("POST", "faults", json={"token_ttl_seconds": 1})
+    token = api.mint().json()
+    assert token["expires_in"] == 1
+    time.sleep(1.05)
+    assert api.get(PING, token=token["access_token"]).status_code == 401
