@@ -138,8 +138,9 @@ def _replay_record(ctx: SyncContext, letter: DeadLetter, *, dry_run: bool) -> Re
             context = _context_for(session, letter.resource, letter.practice_id)
             row = resource.to_row(letter.record, practice_id=letter.practice_id, **context)
         except BadRecord as exc:
-            if not dry_run:
-                _bump_in(session, letter.id, now=ctx.clock(), message=str(exc))
+            if dry_run:
+                return ReplayOutcome(letter.id, "record", action, "would fail", str(exc))
+            _bump_in(session, letter.id, now=ctx.clock(), message=str(exc))
             return ReplayOutcome(letter.id, "record", action, "failed", str(exc))
         if dry_run:
             return ReplayOutcome(letter.id, "record", action, "would replay", "record now maps")
