@@ -1,0 +1,76 @@
+"""`athena-sync sandbox ...`: serve in a real process; admin verbs against a running sandbox."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+
+import requests
+from click.testing import CliRunner
+
+from tests.sandbox.conftest import Api
+from worker.cli import cli
+
+
+def run(*args: str) -> object:
+    result = CliRunner().invoke(cli, ["sandbox", *args])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_serve_answers_a_token_request() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [
+        sys.executable, "-c", "from worker.cli import main; main()", "sandbox", "serve",
+        "--port", str(port), "--appointments", "50", "--seed", "3", "--rate-429", "0",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        for _ in range(100):
+            try:
+                config = requests.get(f"http://127.0.0.1:{port}/_sandbox/config", timeout=1).json()
+                break
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        assert config["seed"] == 3
+        token = requests.post(
+            f"http://127.0.0.1:{port}/oauth2/v1/token",
+            data={"grant_type": "client_credentials"},
+            auth=("sandbox-client", "sandbox-secret"),
+            timeout=5,
+        )
+        assert token.status_code == 200
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=10)
+    log = stderr.decode()
+    assert f"http://127.0.0.1:{port}" in log
+    assert "POST /oauth2/v1/token 200" in log
+    assert token.json()["access_token"] not in log
+
+
+def test_admin_verbs(api: Api) -> None:
+    url = ["--url", api.url]
+    assert run("faults", *url, "--error-rate", "1", "--fault-seed", "4")["error_rate"] == 1.0
+    assert api.get("/v1/195900/ping").status_code >= 500
+    assert run("faults", *url)["seed"] == 4
+    assert run("faults", *url, "--off")["error_rate"] == 0.0
+    change = run("mutate", *url, "--cancel", "1", "--add", "2", "--seed", "5")
+    assert (len(change["cancelled"]), len(change["added"])) == (1, 2)
+    stats = run("stats", *url, "--reset")
+    assert stats["token_mints"] == 1
+    assert run("stats", *url)["total"] == 0
+    summary = run("truth", *url, "--summary")
+    assert summary["appointments"] == 602  # 600 + 2 added; cancelled rows stay
+    assert run("expire-tokens", *url) == {"expired": 1}
+
+
+def test_admin_verb_reports_an_unreachable_sandbox() -> None:
+    result = CliRunner().invoke(cli, ["sandbox", "stats", "--url", "http://127.0.0.1:9"])
+    assert result.exit_code == 1
+    assert "not reachable" in result.output
