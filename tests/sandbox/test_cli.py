@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+from typing import Any
 
 import requests
 from click.testing import CliRunner
@@ -15,7 +16,7 @@ from tests.sandbox.conftest import Api
 from worker.cli import cli
 
 
-def run(*args: str) -> object:
+def run(*args: str) -> Any:
     result = CliRunner().invoke(cli, ["sandbox", *args])
     assert result.exit_code == 0, result.output
     return json.loads(result.output)
