@@ -7,7 +7,14 @@ from collections.abc import Iterator
 import pytest
 
 from tests.athena.conftest import Reply, ScriptedServer, Seen, client_settings, no_sleep
-from worker.athena import AthenaClient, FatalError, MemoryTokenCache, PagingError, build_client
+from worker.athena import (
+    AthenaClient,
+    FatalError,
+    MemoryTokenCache,
+    Page,
+    PagingError,
+    build_client,
+)
 from worker.sandbox import SandboxConfig, SandboxServer
 from worker.sandbox.testing import serve_sandbox
 
@@ -34,7 +41,7 @@ def client(sandbox: SandboxServer, tokens: MemoryTokenCache) -> Iterator[AthenaC
         yield made
 
 
-def ids(pages: list, key: str) -> list[str]:
+def ids(pages: list[Page], key: str) -> list[str]:
     return [str(r[key]) for page in pages for r in page.records]
 
 
@@ -121,7 +128,6 @@ def test_pages_stream_one_request_at_a_time(client: AthenaClient) -> None:
     )
     next(pages)
     assert client.stats.requests == 1  # a generator: nothing is fetched ahead
-    pages.close()
 
 
 def test_a_looping_next_link_raises_instead_of_spinning(scripted: ScriptedServer) -> None:

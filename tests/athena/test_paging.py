@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from worker.athena.errors import PagingError
 from worker.athena.paging import Pager, next_offset_of, totalcount_of
 
 
-def walk(pager: Pager, pages: list[tuple[int, int | None, str | None]]) -> list[int]:
+def walk(pager: Pager, pages: Sequence[tuple[int, int | None, str | None]]) -> list[int]:
     """Feed (returned, totalcount, next) per page; return the offsets asked for."""
     offsets = []
     current: Pager | None = pager

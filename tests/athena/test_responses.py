@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from http import HTTPStatus
 from typing import Any
 
 import pytest
@@ -20,7 +21,7 @@ def response(
     """A requests.Response as the transport would hand it over."""
     resp = requests.Response()
     resp.status_code = status
-    resp.reason = requests.status_codes._codes[status][0].replace("_", " ").title()
+    resp.reason = HTTPStatus(status).phrase
     resp._content = body if isinstance(body, bytes) else json.dumps(body).encode()
     resp.headers["Content-Type"] = content_type
     resp.headers.update({k.replace("_", "-"): v for k, v in headers.items()})
