@@ -153,7 +153,8 @@ def booked_filter(params: Params) -> BookedFilter:
     if absent:
         raise missing(*absent)
     start, end = params.date("startdate"), params.date("enddate")
-    assert start is not None and end is not None
+    if start is None or end is None:  # unreachable: both were checked present above
+        raise missing("startdate", "enddate")
     if end < start:
         raise invalid("enddate", "The end date must not be before the start date.")
     modified_from = params.datetime("startlastmodified")
