@@ -35,11 +35,11 @@ class _Handler(BaseHTTPRequestHandler):
             answer = handle_admin(sandbox, self.command, target.path, target.query, body)
         else:
             answer = sandbox.handle(self.command, target.path, target.query, self.headers, body)
-        self._write(answer)
-        if self.server.hook is not None:
+        if self.server.hook is not None:  # before the answer leaves, so the line is never late
             self.server.hook(
                 self.command, target.path, answer.status, self.server.clock() - started
             )
+        self._write(answer)
 
     def _write(self, answer: Response) -> None:
         # One write for status line, headers and body: no Nagle/delayed-ACK stalls.
@@ -106,7 +106,7 @@ class SandboxServer:
         if self._httpd is None:
             self._httpd = _HTTPServer(self._address, self.sandbox, self._hook)
             self._thread = threading.Thread(
-                target=self._httpd.serve_forever, name="athena-sandbox", daemon=True
+                target=self._httpd.serve_forever, args=(0.05,), name="athena-sandbox", daemon=True
             )
             self._thread.start()
         return self.url
