@@ -5,14 +5,24 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+import time
 from typing import Any
 
 import pytest
 import redis
 
 from tests.athena import workers
-from tests.athena.conftest import Reply, ScriptedServer, client_settings, no_sleep
-from worker.athena import AthenaClient, AuthError, FatalError, MemoryTokenCache, build_client
+from tests.athena.conftest import CLIENT_ID, Reply, ScriptedServer, client_settings, no_sleep
+from worker.athena import (
+    AthenaClient,
+    AuthError,
+    FatalError,
+    MemoryTokenCache,
+    RedisTokenCache,
+    Token,
+    build_client,
+)
+from worker.athena.tokens import cache_key
 from worker.sandbox import SandboxConfig
 from worker.sandbox.testing import serve_sandbox
 
@@ -176,3 +186,37 @@ def test_a_second_401_after_a_fresh_token_is_a_configuration_error(
         client.get("195900", "/ping")
     assert len(scripted.calls("/v1/195900/ping")) == 2
     assert client.stats.token_mints == 2 and client.stats.retries == 0
+
+
+def test_a_stale_token_is_still_used_while_another_worker_refreshes(
+    scripted: ScriptedServer,
+) -> None:
+    scripted.api("/ping", lambda _: Reply(body={"Pong": "true"}))
+    cache = MemoryTokenCache()
+    now = time.time()
+    cache.store(Token("old-token", expires_at=now + 100, refresh_at=now - 1))
+    client = AthenaClient(client_settings(scripted.url), token_cache=cache, sleep=no_sleep)
+    handle = cache.try_lock(30)  # another worker is minting
+    assert handle is not None
+    client.get("195900", "/ping")
+    cache.unlock(handle)
+    client.get("195900", "/ping")  # now this worker refreshes
+    seen = [c.headers["authorization"] for c in scripted.calls("/v1/195900/ping")]
+    assert seen == ["Bearer old-token", "Bearer scripted-token-1"]
+    assert client.stats.token_mints == 1
+
+
+def test_a_lock_left_by_a_dead_worker_expires_and_a_waiter_mints(
+    scripted: ScriptedServer, redis_url: str, redis_prefix: str
+) -> None:
+    scripted.api("/ping", lambda _: Reply(body={"Pong": "true"}))
+    settings = client_settings(scripted.url, redis_url=redis_url, redis_key_prefix=redis_prefix)
+    client = build_client(settings, sleep=no_sleep)
+    key = cache_key(redis_prefix, settings.athena_token_url, CLIENT_ID, settings.athena_scope)
+    cache = RedisTokenCache(redis.Redis.from_url(redis_url), key)
+    assert cache.try_lock(0.3) is not None  # taken, then its holder "dies"
+    started = time.monotonic()
+    client.get("195900", "/ping")
+    assert time.monotonic() - started >= 0.25
+    assert len(scripted.calls("/oauth2/v1/token")) == 1
+    assert cache.load() is not None
