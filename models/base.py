@@ -61,7 +61,12 @@ class Base(DeclarativeBase):
 
 
 class ResourceColumns:
-    """Columns every synced resource table carries besides its own (written by the upsert)."""
+    """Columns every synced resource table carries besides its own (written by the upsert).
+
+    ``last_sync_run_id`` (like ``dead_letters.sync_run_id`` and ``sync_state.last_run_id``) is
+    provenance, deliberately not a foreign key: old ``sync_runs`` can be pruned without touching
+    millions of resource rows, and a write never waits on a lock of the runs table.
+    """
 
     raw: Mapped[dict[str, Any]] = mapped_column(JSONDoc, nullable=False)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
