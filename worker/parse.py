@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, time
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 EASTERN = "US/Eastern"
@@ -57,6 +57,10 @@ def _required(field: str, required: bool) -> None:
         raise BadRecord(f"{field} is missing", field)
 
 
+@overload
+def parse_id(value: Any, field: str, *, required: Literal[True] = ...) -> str: ...
+@overload
+def parse_id(value: Any, field: str, *, required: bool) -> str | None: ...
 def parse_id(value: Any, field: str, *, required: bool = True) -> str | None:
     """An id as text: accepts ints and strings (stripped); rejects bools, fractions, objects."""
     if _missing(value):
@@ -146,6 +150,10 @@ def parse_float(value: Any, field: str, *, required: bool = False) -> float | No
     raise BadRecord(f"{field} is not a number", field)
 
 
+@overload
+def parse_date(value: Any, field: str, *, required: Literal[True]) -> date: ...
+@overload
+def parse_date(value: Any, field: str, *, required: bool = ...) -> date | None: ...
 def parse_date(value: Any, field: str, *, required: bool = False) -> date | None:
     """``MM/DD/YYYY`` to a date; the sentinel ``01/01/0001`` means none."""
     if _missing(value):
@@ -167,6 +175,10 @@ def parse_date(value: Any, field: str, *, required: bool = False) -> date | None
         raise BadRecord(f"{field} is an impossible date", field) from None
 
 
+@overload
+def parse_hhmm(value: Any, field: str, *, required: Literal[True]) -> time: ...
+@overload
+def parse_hhmm(value: Any, field: str, *, required: bool = ...) -> time | None: ...
 def parse_hhmm(value: Any, field: str, *, required: bool = False) -> time | None:
     """``HH:MM`` (24 hour) to a time."""
     if _missing(value):
