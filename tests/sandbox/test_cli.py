@@ -6,6 +6,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 from typing import Any
 
@@ -31,6 +32,15 @@ def test_serve_answers_a_token_request() -> None:
         "--port", str(port), "--appointments", "50", "--seed", "3", "--rate-429", "0",
     ]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert process.stderr is not None
+    stderr = process.stderr
+    lines: list[str] = []
+    # The request line is printed after the answer is sent: read stderr as it comes.
+    reader = threading.Thread(
+        target=lambda: lines.extend(line.decode() for line in iter(stderr.readline, b"")),
+        daemon=True,
+    )
+    reader.start()
     try:
         for _ in range(100):
             try:
@@ -46,10 +56,15 @@ def test_serve_answers_a_token_request() -> None:
             timeout=5,
         )
         assert token.status_code == 200
+        deadline = time.monotonic() + 10
+        while not any("POST /oauth2/v1/token" in line for line in lines):
+            assert time.monotonic() < deadline, "serve never logged the token request"
+            time.sleep(0.02)
     finally:
         process.terminate()
-        _, stderr = process.communicate(timeout=10)
-    log = stderr.decode()
+        process.wait(timeout=10)
+        reader.join(timeout=5)
+    log = "".join(lines)
     assert f"http://127.0.0.1:{port}" in log
     assert "POST /oauth2/v1/token 200" in log
     assert token.json()["access_token"] not in log
