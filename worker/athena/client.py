@@ -34,7 +34,7 @@ log = structlog.get_logger()
 class Page:
     """One page of a listing; ``number`` counts from 1; ``params`` is the query actually sent."""
 
-    records: list[dict[str, Any]]
+    records: list[Any]
     offset: int
     totalcount: int | None
     number: int
@@ -55,25 +55,29 @@ def _check_target(practice_id: str, path: str) -> None:
         raise FatalError("path must be relative to /v1/{practiceid}, e.g. /departments", path=path)
 
 
-def _records(body: Any, collection: str, *, path: str, practice_id: str) -> list[dict[str, Any]]:
-    """The list under ``collection``, or a FatalError naming what is wrong."""
+def _records(body: Any, collection: str, *, path: str, practice_id: str) -> list[Any]:
+    """The list under ``collection``, or a FatalError naming what is wrong.
+
+    Items are passed on as they are: a record that is not an object is the mapper's to reject
+    (and dead-letter) without costing the rest of the page.
+    """
     problem = None
     if not isinstance(body, dict):
         problem = f"expected a JSON object holding {collection!r}, got {type(body).__name__}"
     elif collection not in body:
+        if totalcount_of(body) == 0:
+            return []  # an empty listing that omits its (empty) collection
         keys = ", ".join(sorted(str(k) for k in body)[:10]) or "none"
         problem = f"response has no {collection!r} collection (keys: {keys})"
-    elif not isinstance(body[collection], list) or not all(
-        isinstance(r, dict) for r in body[collection]
-    ):
-        problem = f"{collection!r} is not a list of objects"
+    elif not isinstance(body[collection], list):
+        problem = f"{collection!r} is not a list"
     if problem is not None:
         raise FatalError(problem, path=path, practice_id=practice_id)
-    records: list[dict[str, Any]] = body[collection]
+    records: list[Any] = body[collection]
     return records
 
 
-def _fingerprint(records: list[dict[str, Any]]) -> str | None:
+def _fingerprint(records: list[Any]) -> str | None:
     """A cheap identity of a page (size, first and last row) to spot a server repeating itself."""
     if not records:
         return None
