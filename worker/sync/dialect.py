@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 
 def insert_for(session: Session, model: Any) -> Any:
-    """``INSERT`` for the session's dialect, with ``on_conflict_do_update``."""
+    """``INSERT`` into a mapped class or Table for the session's dialect, with ON CONFLICT."""
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
         return postgresql.insert(model)

@@ -16,7 +16,7 @@ import structlog
 from sqlalchemy.orm import Session
 
 from models import DeadLetter, Department
-from tasks.registry import GUARD_COLUMNS, RESOURCES, resource_for
+from tasks import RESOURCE_MODULES, get_resource
 from worker.parse import BadRecord
 from worker.sync.runner import SyncContext, run_unit
 from worker.sync.units import Unit
@@ -129,9 +129,10 @@ def _context_for(session: Session, resource: str, practice_id: str) -> dict[str,
 
 
 def _replay_record(ctx: SyncContext, letter: DeadLetter, *, dry_run: bool) -> ReplayOutcome:
-    if letter.resource not in RESOURCES or letter.practice_id is None or letter.record is None:
+    known = letter.resource in RESOURCE_MODULES
+    if not known or letter.practice_id is None or letter.record is None:
         return ReplayOutcome(letter.id, "record", "none", "skipped", "resource or record unknown")
-    resource = resource_for(letter.resource)
+    resource = get_resource(letter.resource)
     action = f"re-map {letter.resource} record {letter.record_id or '(no id)'}"
     with ctx.sessions.begin() as session:
         try:
@@ -146,7 +147,7 @@ def _replay_record(ctx: SyncContext, letter: DeadLetter, *, dry_run: bool) -> Re
             return ReplayOutcome(letter.id, "record", action, "would replay", "record now maps")
         upsert_page(
             session, resource.model, [row], run_id=None, now=ctx.clock(),
-            guard_column=GUARD_COLUMNS.get(letter.resource),
+            guard_column=resource.guard_column,
         )  # fmt: skip
         _resolve_in(session, letter.id, now=ctx.clock(), note="record re-mapped and stored")
     return ReplayOutcome(letter.id, "record", action, "resolved")

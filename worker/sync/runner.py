@@ -17,7 +17,7 @@ import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import Appointment, DeadLetter, Department
-from tasks.registry import GUARD_COLUMNS, resource_for
+from tasks import get_resource as resource_for
 from worker.athena.client import AthenaClient, Page
 from worker.athena.errors import AthenaError, AuthError, RetriableError
 from worker.parse import to_eastern_param
@@ -170,7 +170,7 @@ def _write_page(job: Job, session: Session, page: Page, mapped: MappedPage) -> N
     now = job.ctx.clock()
     result = upsert_page(
         session, resource.model, mapped.rows, run_id=job.run_id, now=now,
-        guard_column=GUARD_COLUMNS.get(unit.resource),
+        guard_column=resource.guard_column,
     )  # fmt: skip
     counts.fetched += len(page.records)
     counts.inserted += result.inserted

@@ -22,10 +22,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from models import BOOKKEEPING_COLUMNS, Base
+from worker.sync.dialect import insert_for
 
 # Both drivers cap bind parameters per statement (SQLite 32766, Postgres 65535); a page wider
 # than this is split into as few statements as fit.
@@ -94,15 +94,6 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def _insert(session: Session, table: sa.Table) -> Any:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    raise NotImplementedError(f"upsert is not implemented for {dialect}")
-
-
 def _changed(table: sa.Table, excluded: Any, columns: Sequence[str]) -> sa.ColumnElement[bool]:
     differs = [table.c[name].is_distinct_from(excluded[name]) for name in columns]
     return sa.or_(*differs, table.c.deleted_at.is_not(None))
@@ -131,7 +122,7 @@ def _statement(
         "deleted_at": None,
         "last_sync_run_id": run_id,
     }
-    stmt = _insert(session, table).values([{**row, **extra} for row in rows])
+    stmt = insert_for(session, table).values([{**row, **extra} for row in rows])
     excluded = stmt.excluded
     where = _changed(table, excluded, columns)
     if guard_column is not None:
