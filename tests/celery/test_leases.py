@@ -17,7 +17,7 @@ def client(redis_url):
     conn.close()
 
 
-def make(client, prefix, ttl=5.0):
+def make(client: redis.Redis, prefix: str, ttl: float = 5.0) -> Leases:
     return Leases(client, prefix=prefix, ttl=ttl)
 
 
@@ -96,7 +96,8 @@ def test_hold_yields_none_when_taken(client, redis_prefix):
     assert leases.acquire("unit", owner="first") is not None
     with leases.hold("unit") as held:
         assert held is None
-    assert leases.holder("unit").owner == "first"
+    holder = leases.holder("unit")
+    assert holder is not None and holder.owner == "first"
 
 
 def test_a_holder_that_lost_its_lease_is_fenced_off(client, redis_prefix):

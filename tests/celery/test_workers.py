@@ -1,0 +1,159 @@
+"""Real Redis broker, real ``celery worker`` and ``celery beat`` processes, real Postgres."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.celery.conftest import (
+    PRACTICE,
+    Stack,
+    db_appointments,
+    truth_appointments,
+    wait_for,
+)
+from worker.athena.tokens import cache_key
+from worker.runtime import open_runtime
+from worker.sandbox import FaultConfig
+from worker.settings import settings_from_env
+from worker.sync.orchestrate import SyncRequest, run_request
+
+pytestmark = pytest.mark.slow
+RAN_A_UNIT = re.compile(r"Task tasks\.sync_tasks\.run_unit\[[^\]]+\] succeeded")
+
+
+def today() -> date:
+    return datetime.now(UTC).date()
+
+
+def finished_runs(stack: Stack, resource: str) -> list[Any]:
+    return stack.rows(
+        "SELECT status, task_id, error_summary, mode FROM sync_runs "
+        "WHERE resource = :r AND status <> 'running' ORDER BY id",
+        r=resource,
+    )
+
+
+def test_beat_triggered_sync_lands_in_postgres(make_stack):
+    stack = make_stack(SYNC_DAYS_BACK="7", SYNC_DAYS_AHEAD="14")
+    worker = stack.start_worker("w1", concurrency=2)
+    beat = stack.start_beat()
+    start, end = today() - timedelta(days=7), today() + timedelta(days=14)
+    expected = truth_appointments(stack.sandbox, start, end)
+
+    def settled():
+        running = stack.scalar("SELECT count(*) FROM sync_runs WHERE status = 'running'")
+        return running == 0 and db_appointments(stack) == expected
+
+    wait_for(settled, 60, "beat-triggered sync to land", procs=[worker, beat])
+    truth = stack.sandbox.truth(PRACTICE)
+    assert stack.scalar("SELECT count(*) FROM providers") == len(truth["providers"])
+    assert stack.scalar("SELECT count(*) FROM departments") == len(truth["departments"])
+    assert stack.scalar("SELECT count(*) FROM appointment_types") == len(truth["appointmenttypes"])
+    modes = {(r.mode, r.status) for r in finished_runs(stack, "appointments")}
+    assert ("incremental", "succeeded") in modes and ("reconcile", "succeeded") in modes
+    for entry in ("reference-data", "appointments-incremental", "appointments-reconcile",
+                  "dead-letter-replay"):  # fmt: skip
+        assert f"Scheduler: Sending due task {entry}" in beat.output()
+    wait_for(lambda: "replay_dead_letters" in worker.output(), 20, "replay ran", procs=[worker])
+
+
+def test_two_concurrent_triggers_of_one_unit_make_one_run(make_stack):
+    stack = make_stack(ATHENA_PAGE_LIMIT="3")
+    worker = stack.start_worker("w1", concurrency=2)
+    stack.sandbox.set_faults(latency_ms=600)  # 12 providers, 3 a page: ~3 s of work
+    unit = {"resource": "providers", "practice_id": PRACTICE, "mode": "full"}
+    calls = [stack.celery_call("run_unit", args=[unit]) for _ in range(2)]
+    task_ids = {call.communicate(timeout=60)[0].decode().strip() for call in calls}
+    assert len(task_ids) == 2
+
+    wait_for(
+        lambda: len(finished_runs(stack, "providers")) == 2, 60, "both triggers", procs=[worker]
+    )
+    runs = finished_runs(stack, "providers")
+    assert sorted(r.status for r in runs) == ["skipped", "succeeded"]
+    assert {r.task_id for r in runs} == task_ids
+    skipped = next(r for r in runs if r.status == "skipped")
+    assert "already running: lease held by task" in skipped.error_summary
+    assert stack.scalar("SELECT count(*) FROM providers") == 12
+    served = stack.sandbox.stats()["requests"]
+    assert sum(served["/v1/{practiceid}/providers"].values()) == 4  # one run's pages, not two
+
+
+def test_a_task_that_crashes_is_dead_lettered_with_its_arguments(make_stack):
+    stack = make_stack()
+    worker = stack.start_worker("w1")
+    bad_unit = {"resource": "patients", "practice_id": PRACTICE}
+    stack.celery_call("run_unit", args=[bad_unit]).communicate(timeout=60)
+
+    wait_for(lambda: stack.scalar("SELECT count(*) FROM dead_letters") == 1, 30, "letter",
+             procs=[worker])  # fmt: skip
+    letter = stack.rows("SELECT error_class, task_name, task_args, state FROM dead_letters")[0]
+    assert letter.error_class == "task_failed"
+    assert letter.task_name == "tasks.sync_tasks.run_unit"
+    assert letter.task_args == {"unit": bad_unit}
+    assert letter.state == "open"
+
+
+def test_sigkilled_worker_then_redelivery_matches_the_truth(make_stack):
+    # Hard limit 12 s -> visibility timeout 2 * 12 + 2 = 26 s; leases of 5 s.
+    stack = make_stack(
+        TASK_TIME_LIMIT="12", TASK_SOFT_TIME_LIMIT="10", SYNC_WINDOW_DAYS="7",
+        ATHENA_PAGE_LIMIT="10",
+    )  # fmt: skip
+    start, end = today() - timedelta(days=7), today() + timedelta(days=14)
+    expected = truth_appointments(stack.sandbox, start, end)
+    first = stack.start_worker("doomed")
+    stack.sandbox.set_faults(latency_ms=300)
+    enqueued = stack.cli("sync", "appointments", "--mode", "reconcile", "--from",
+                         start.isoformat(), "--to", end.isoformat(), "--enqueue")  # fmt: skip
+    assert enqueued.returncode == 0, enqueued.stderr
+    assert "enqueued sync_practice practice=195900 task=" in enqueued.stdout
+
+    wait_for(lambda: stack.scalar("SELECT count(*) FROM appointments") > 0, 60, "first page",
+             procs=[first])  # fmt: skip
+    first.kill()
+    orphans = stack.rows(
+        "SELECT task_id FROM sync_runs WHERE resource = 'appointments' AND status = 'running'"
+    )
+    assert len(orphans) == 1, "the worker was killed in the middle of a unit"
+    assert db_appointments(stack) != expected
+
+    stack.sandbox.set_faults(FaultConfig())
+    second = stack.start_worker("heir")
+    wait_for(lambda: db_appointments(stack) == expected, 90, "redelivery", procs=[second])
+    redelivered = stack.rows(
+        "SELECT status FROM sync_runs WHERE task_id = :t AND status <> 'running'",
+        t=orphans[0].task_id,
+    )
+    assert [r.status for r in redelivered] == ["succeeded"]
+    assert stack.scalar("SELECT count(*) FROM dead_letters") == 0
+
+
+def test_four_workers_share_one_token(make_stack):
+    stack = make_stack(SYNC_WINDOW_DAYS="3", ATHENA_PAGE_LIMIT="10")
+    settings = settings_from_env(stack.env)
+    runtime = open_runtime(settings)
+    try:  # departments first (their zones), then forget that token: the workers start cold
+        run_request(runtime.context(), SyncRequest(("departments",), (PRACTICE,)))
+    finally:
+        runtime.close()
+    stack.redis.delete(cache_key(settings.redis_key_prefix, settings.athena_token_url,
+                                 "sandbox-client", settings.athena_scope))  # fmt: skip
+    stack.sandbox.expire_tokens()
+    stack.sandbox.reset_stats()
+    workers = [stack.start_worker(f"w{i}", via_cli=(i == 0)) for i in range(4)]
+    stack.sandbox.set_faults(latency_ms=150)
+    start, end = today() - timedelta(days=7), today() + timedelta(days=14)
+
+    done = stack.cli("sync", "appointments", "--mode", "reconcile", "--from", start.isoformat(),
+                     "--to", end.isoformat(), "--enqueue", "--wait")  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr + stack.logs()
+    assert done.stdout.count("status=succeeded") == 3 * 8  # 3 departments x 8 windows of 3 days
+    assert stack.sandbox.stats()["token_mints"] == 1
+    for worker in workers:
+        assert RAN_A_UNIT.search(worker.output()), worker.name
+    assert db_appointments(stack) == truth_appointments(stack.sandbox, start, end)
