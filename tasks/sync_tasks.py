@@ -251,13 +251,13 @@ def sync_practice(
     return plan.as_json()
 
 
-def send_practices(resources: Sequence[str], mode: str) -> list[str]:
-    """One ``sync_practice`` task per configured practice; returns their task ids."""
+def send_practices(
+    resources: Sequence[str], mode: str = "incremental", practice_id: str | None = None
+) -> list[str]:
+    """One ``sync_practice`` task per practice (default: every configured one); their ids."""
     settings = process_state().runtime.settings
-    return [
-        str(sync_practice.delay(practice_id, list(resources), mode).id)
-        for practice_id in settings.require_practices()
-    ]
+    practices = (practice_id,) if practice_id else settings.require_practices()
+    return [str(sync_practice.delay(p, list(resources), mode).id) for p in practices]
 
 
 @task(name=f"{TASKS}.sync_reference")

@@ -20,6 +20,7 @@ from worker.runtime import open_runtime
 from worker.sandbox import FaultConfig
 from worker.settings import settings_from_env
 from worker.sync.orchestrate import SyncRequest, run_request
+from worker.sync.units import Unit
 
 pytestmark = pytest.mark.slow
 RAN_A_UNIT = re.compile(r"Task tasks\.sync_tasks\.run_unit\[[^\]]+\] succeeded")
@@ -157,3 +158,29 @@ def test_four_workers_share_one_token(make_stack):
     for worker in workers:
         assert RAN_A_UNIT.search(worker.output()), worker.name
     assert db_appointments(stack) == truth_appointments(stack.sandbox, start, end)
+
+
+def test_retries_then_dead_letter_then_periodic_replay_resolves_it(make_stack):
+    stack = make_stack(ATHENA_MAX_ATTEMPTS="1")  # every 5xx goes straight back to Celery
+    worker = stack.start_worker("w1")
+    stack.sandbox.set_faults(error_rate=1.0)
+    unit = {"resource": "providers", "practice_id": PRACTICE, "mode": "full"}
+    task_id = stack.celery_call("run_unit", args=[unit]).communicate(timeout=60)[0].decode().strip()
+
+    def exhausted():
+        return len(finished_runs(stack, "providers")) == 6  # the first try + 5 Celery retries
+
+    wait_for(exhausted, 60, "retries to run out", procs=[worker])
+    runs = finished_runs(stack, "providers")
+    assert {(r.status, r.task_id) for r in runs} == {("failed", task_id)}
+    letters = stack.rows("SELECT error_class, attempts, state, task_args FROM dead_letters")
+    # one letter per HTTP status seen (500, 502, 503), bumped on every attempt
+    assert {(r.error_class, r.state) for r in letters} == {("retries_exhausted", "open")}
+    assert sum(r.attempts for r in letters) == 6
+    assert all(Unit.from_json(r.task_args) == Unit.from_json(unit) for r in letters)
+
+    stack.sandbox.set_faults(FaultConfig())
+    stack.celery_call("replay_dead_letters").communicate(timeout=60)
+    open_letters = "SELECT count(*) FROM dead_letters WHERE state <> 'resolved'"
+    wait_for(lambda: stack.scalar(open_letters) == 0, 30, "replay", procs=[worker])
+    assert stack.scalar("SELECT count(*) FROM providers") == 12
