@@ -260,13 +260,13 @@ def send_practices(
     return [str(sync_practice.delay(p, list(resources), mode).id) for p in practices]
 
 
-@task(name=f"{TASKS}.sync_reference")
+@task(base=SyncTask, name=f"{TASKS}.sync_reference")
 def sync_reference() -> list[str]:
     """Reference data (departments first, providers, appointment types) for every practice."""
     return send_practices(LISTING_RESOURCES, "incremental")
 
 
-@task(name=f"{TASKS}.sync_appointments")
+@task(base=SyncTask, name=f"{TASKS}.sync_appointments")
 def sync_appointments(mode: str = "incremental") -> list[str]:
     """Appointments (``incremental`` or ``reconcile`` over the settings' window), all practices."""
     return send_practices(("appointments",), mode)
