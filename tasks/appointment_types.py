@@ -7,6 +7,7 @@ from typing import Any
 
 from models import AppointmentType
 from tasks.resource import Resource, ensure_object, pick
+from worker.app import task
 from worker.parse import parse_bool, parse_id, parse_int, parse_str
 
 TEXT = {"name": "name", "short_name": "shortname", "patient_display_name": "patientdisplayname"}
@@ -43,3 +44,11 @@ RESOURCE = Resource(
     key_column="appointment_type_id",
     params={"hidenonpatient": "false"},
 )
+
+
+@task(name="tasks.appointment_types.sync_appointment_types")
+def sync_appointment_types(practice_id: str | None = None) -> list[str]:
+    """Enqueue a appointment types sync for one practice (default: every configured practice)."""
+    from tasks.sync_tasks import send_practices  # at call time: sync_tasks imports this module
+
+    return send_practices((RESOURCE.name,), "incremental", practice_id)

@@ -14,6 +14,7 @@ from typing import Any
 
 from models import Appointment
 from tasks.resource import Resource, ensure_object, optional_id, pick
+from worker.app import task
 from worker.parse import (
     BadRecord,
     local_to_utc,
@@ -115,3 +116,11 @@ RESOURCE = Resource(
     params={"showcancelled": "true", "showcopay": "false"},
     guard_column="last_modified_at",
 )
+
+
+@task(name="tasks.appointments.sync_appointments")
+def sync_appointments(practice_id: str | None = None, mode: str = "incremental") -> list[str]:
+    """Enqueue an appointments sync (``incremental`` or ``reconcile``) for one or every practice."""
+    from tasks.sync_tasks import send_practices  # at call time: sync_tasks imports this module
+
+    return send_practices((RESOURCE.name,), mode, practice_id)

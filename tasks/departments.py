@@ -13,6 +13,7 @@ from typing import Any
 
 from models import Department
 from tasks.resource import Resource, ensure_object, optional_id, pick
+from worker.app import task
 from worker.parse import parse_bool, parse_float, parse_id, parse_int, parse_str, parse_str_list
 
 TEXT = {
@@ -76,3 +77,11 @@ RESOURCE = Resource(
     key_column="department_id",
     params={"showalldepartments": "true"},
 )
+
+
+@task(name="tasks.departments.sync_departments")
+def sync_departments(practice_id: str | None = None) -> list[str]:
+    """Enqueue a departments sync for one practice (default: every configured practice)."""
+    from tasks.sync_tasks import send_practices  # at call time: sync_tasks imports this module
+
+    return send_practices((RESOURCE.name,), "incremental", practice_id)

@@ -7,6 +7,7 @@ from typing import Any
 
 from models import Provider
 from tasks.resource import Resource, ensure_object, optional_id, pick
+from worker.app import task
 from worker.parse import parse_bool, parse_id, parse_str, parse_str_list
 
 TEXT = {
@@ -62,3 +63,11 @@ RESOURCE = Resource(
     key_column="provider_id",
     params={"showallproviderids": "true"},
 )
+
+
+@task(name="tasks.providers.sync_providers")
+def sync_providers(practice_id: str | None = None) -> list[str]:
+    """Enqueue a providers sync for one practice (default: every configured practice)."""
+    from tasks.sync_tasks import send_practices  # at call time: sync_tasks imports this module
+
+    return send_practices((RESOURCE.name,), "incremental", practice_id)

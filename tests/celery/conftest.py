@@ -109,8 +109,9 @@ class Stack:
 
     def celery_call(self, task: str, *, args: list[Any] | None = None) -> subprocess.Popen[bytes]:
         """``celery -A worker.app call tasks.sync_tasks.<task> --args=...`` (not waited)."""
+        name = task if "." in task else f"tasks.sync_tasks.{task}"
         argv = [sys.executable, "-m", "celery", "-A", "worker.app", "call",
-                f"tasks.sync_tasks.{task}", f"--args={json.dumps(args or [])}"]  # fmt: skip
+                name, f"--args={json.dumps(args or [])}"]  # fmt: skip
         return subprocess.Popen(argv, env=self.env, cwd=self.tmp, stdout=subprocess.PIPE)
 
     def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

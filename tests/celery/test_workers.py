@@ -99,6 +99,22 @@ def test_a_task_that_crashes_is_dead_lettered_with_its_arguments(make_stack):
     assert letter.state == "open"
 
 
+def test_each_resource_module_has_its_task(make_stack):
+    stack = make_stack()
+    worker = stack.start_worker("w1")
+    stack.celery_call("tasks.providers.sync_providers").communicate(timeout=60)
+    stack.celery_call(
+        "tasks.appointment_types.sync_appointment_types", args=[PRACTICE]
+    ).communicate(timeout=60)
+    expected = len(stack.sandbox.truth(PRACTICE)["appointmenttypes"])
+
+    def landed():
+        count = "SELECT (SELECT count(*) FROM providers), (SELECT count(*) FROM appointment_types)"
+        return tuple(stack.rows(count)[0]) == (12, expected)
+
+    wait_for(landed, 30, "providers and appointment types", procs=[worker])
+
+
 def test_sigkilled_worker_then_redelivery_matches_the_truth(make_stack):
     # Hard limit 12 s -> visibility timeout 2 * 12 + 2 = 26 s; leases of 5 s.
     stack = make_stack(
