@@ -3,8 +3,10 @@
 ``upsert_page`` sends ``INSERT … ON CONFLICT (pk) DO UPDATE … WHERE <something changed>``, so
 re-syncing unchanged data writes no rows at all (no dead tuples, no WAL, no trigger noise). For
 appointments the ``WHERE`` also refuses an older ``lastmodified`` over a newer one (pages of
-different ages can race). Counts come from one ``SELECT`` of the page's existing keys plus the
-``RETURNING`` keys of the rows actually written: no per-row round trips.
+different ages can race). The statement is sent executemany-style, so SQLAlchemy compiles it once
+and batches the page into multi-row VALUES ("insertmanyvalues"). Counts come from ``RETURNING``
+(on Postgres ``xmax = 0`` tells an insert from an update; on SQLite one ``SELECT`` of the page's
+existing keys does): no per-row round trips.
 
 Neither function commits: the caller commits the page together with its progress (watermarks,
 run counters), so a crash never records progress for rows that did not land.
@@ -108,21 +110,13 @@ def _not_older(table: sa.Table, excluded: Any, guard: str) -> sa.ColumnElement[b
 def _statement(
     session: Session,
     table: sa.Table,
-    rows: Sequence[Mapping[str, Any]],
     columns: Sequence[str],
     pk: Sequence[str],
     *,
-    run_id: int | None,
-    now: datetime,
     guard_column: str | None,
 ) -> Any:
-    extra = {
-        "first_seen_at": now,
-        "last_seen_at": now,
-        "deleted_at": None,
-        "last_sync_run_id": run_id,
-    }
-    stmt = insert_for(session, table).values([{**row, **extra} for row in rows])
+    """The upsert, shaped for executemany: the same SQL for every page, compiled once."""
+    stmt = insert_for(session, table)
     excluded = stmt.excluded
     where = _changed(table, excluded, columns)
     if guard_column is not None:
@@ -134,7 +128,11 @@ def _statement(
         deleted_at=sa.null(),
     )
     upsert = stmt.on_conflict_do_update(index_elements=list(pk), set_=set_, where=where)
-    return upsert.returning(*(table.c[name] for name in pk))
+    returned: list[Any] = [table.c[name] for name in pk]
+    if session.get_bind().dialect.name == "postgresql":
+        # xmax is 0 on a row this statement inserted and non-zero on one it updated.
+        returned.append(sa.literal_column("(xmax = 0)").label("inserted"))
+    return upsert.returning(*returned)
 
 
 def _existing(session: Session, table: sa.Table, pk: Sequence[str], keys: list[Key]) -> set[Key]:
@@ -155,9 +153,7 @@ def upsert_page(
     """Insert new rows, update changed ones, leave identical ones untouched; return the counts.
 
     ``guard_column`` (``"last_modified_at"`` for appointments) makes an older value never
-    overwrite a newer one; rows refused that way count as unchanged. A key given twice in one
-    page is written once (the last occurrence wins) and the superseded copy counts as unchanged,
-    so ``inserted + updated + unchanged == len(rows)``.
+    overwrite a newer one; rows refused that way count as unchanged.
     """
     if not rows:
         return UpsertCounts()
@@ -165,19 +161,24 @@ def upsert_page(
     pk = [column.name for column in table.primary_key.columns]
     columns = _data_columns(table, rows, pk)
     page = _dedupe(rows, pk)
-    size = max(1, MAX_BIND_PARAMS // (len(columns) + len(pk) + len(BOOKKEEPING_COLUMNS)))
-    counts = UpsertCounts(unchanged=len(rows) - len(page))
-    for chunk in _chunks(page, size):
-        keys = [tuple(row[name] for name in pk) for row in chunk]
-        existing = _existing(session, table, pk, keys)
-        stmt = _statement(
-            session, table, chunk, columns, pk, run_id=run_id, now=now, guard_column=guard_column
-        )
-        written = {tuple(row) for row in session.execute(stmt)}
-        inserted = len(written - existing)
-        updated = len(written & existing)
-        counts += UpsertCounts(inserted, updated, len(chunk) - inserted - updated)
-    return counts
+    extra = {"first_seen_at": now, "last_seen_at": now, "deleted_at": None,
+             "last_sync_run_id": run_id}  # fmt: skip
+    params = [{**row, **extra} for row in page]
+    stmt = _statement(session, table, columns, pk, guard_column=guard_column)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    existing: set[Key] = set()
+    if not postgres:
+        for chunk in _chunks(page, MAX_BIND_PARAMS // len(pk)):
+            keys = [tuple(row[name] for name in pk) for row in chunk]
+            existing |= _existing(session, table, pk, keys)
+    written = list(session.execute(stmt, params))
+    if postgres:
+        inserted = sum(1 for row in written if row.inserted)
+    else:
+        inserted = len({tuple(row[: len(pk)]) for row in written} - existing)
+    updated = len(written) - inserted
+    # A key given twice is written once; the extra copy counts as unchanged.
+    return UpsertCounts(inserted, updated, len(rows) - inserted - updated)
 
 
 def _id_column(table: sa.Table) -> sa.Column[Any]:

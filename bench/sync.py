@@ -1,0 +1,156 @@
+"""End-to-end sync throughput: sandbox over loopback HTTP -> Postgres (or SQLite).
+
+    python -m bench.sync [--appointments 100000] [--departments 10] [--database postgres|sqlite]
+                         [--page-limit 1000] [--pg-admin-url URL]
+
+Starts the built-in sandbox in a child process (so its CPU is not counted here), creates a
+throwaway database, runs a full sync (reference data + appointments), then a second identical
+sync (nothing changed: measures the idempotent path), and prints records/s, API calls, token
+mints and this process's peak memory for each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from datetime import date
+from typing import Any
+
+import requests
+import sqlalchemy as sa
+
+from worker.db import upgrade
+from worker.runtime import open_runtime
+from worker.settings import settings_from_env
+from worker.sync.orchestrate import SyncRequest, expand_resources, run_request
+
+PRACTICE = "195900"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _serve(port: int, args: argparse.Namespace) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable, "-c", "from worker.cli import main; main()", "sandbox", "serve",
+        "--port", str(port), "--quiet", "--appointments", str(args.appointments),
+        "--departments", str(args.departments), "--days", str(args.days), "--seed", "5",
+        "--anchor-date", "2026-10-20",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    for _ in range(600):
+        try:
+            requests.get(f"http://127.0.0.1:{port}/_sandbox/config", timeout=1)
+            return process
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit("the sandbox did not start")
+
+
+def _database(args: argparse.Namespace) -> tuple[str, Any]:
+    if args.database == "sqlite":
+        path = f"/tmp/athena-sync-bench-{uuid.uuid4().hex[:8]}.db"
+        return f"sqlite:///{path}", None
+    name = f"athena_sync_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(args.pg_admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.engine.make_url(args.pg_admin_url).set(database=name)
+    return url.render_as_string(hide_password=False), (admin, name)
+
+
+def _drop(handle: Any) -> None:
+    if handle is None:
+        return
+    admin, name = handle
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _served_window(url: str) -> tuple[date, date]:
+    config = requests.get(f"{url}/_sandbox/config", timeout=5).json()
+    truth = requests.get(f"{url}/_sandbox/truth", params={"practiceid": PRACTICE}, timeout=60)
+    days = [a["date"] for a in truth.json()["appointments"]]
+    parsed = [date(int(d[6:10]), int(d[0:2]), int(d[3:5])) for d in days]
+    del config
+    return min(parsed), max(parsed)
+
+
+def _run(label: str, settings: Any, url: str, window: tuple[date, date], mode: str) -> None:
+    before = requests.get(f"{url}/_sandbox/stats", timeout=5).json()
+    runtime = open_runtime(settings)
+    request = SyncRequest(
+        resources=expand_resources(["all"]), practices=(PRACTICE,), mode=mode,
+        start=window[0], end=window[1],
+    )  # fmt: skip
+    started = time.perf_counter()
+    try:
+        results = run_request(runtime.context(), request)
+    finally:
+        runtime.close()
+    elapsed = time.perf_counter() - started
+    after = requests.get(f"{url}/_sandbox/stats", timeout=5).json()
+    fetched = sum(r.counts.fetched for r in results)
+    written = sum(r.counts.inserted + r.counts.updated for r in results)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    statuses = sorted({r.status for r in results})
+    print(
+        f"{label:<22} records={fetched:>7}  written={written:>7}  seconds={elapsed:7.2f}  "
+        f"records/s={fetched / elapsed:9.0f}  api_calls={after['total'] - before['total']:>5}  "
+        f"token_mints={after['token_mints'] - before['token_mints']}  peak_rss_mb={peak_mb:6.0f}  "
+        f"units={len(results)} status={','.join(statuses)}"
+    )
+
+
+def main() -> None:
+    """Run the benchmark and print one line per sync."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--appointments", type=int, default=100_000)
+    parser.add_argument("--departments", type=int, default=10)
+    parser.add_argument("--days", type=int, default=60)
+    parser.add_argument("--database", choices=("postgres", "sqlite"), default="postgres")
+    parser.add_argument("--page-limit", type=int, default=1000)
+    parser.add_argument(
+        "--pg-admin-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    )
+    args = parser.parse_args()
+    port = _free_port()
+    server = _serve(port, args)
+    url = f"http://127.0.0.1:{port}"
+    database_url, handle = _database(args)
+    try:
+        upgrade(database_url)
+        settings = settings_from_env({
+            "DATABASE_URL": database_url, "ATHENA_BASE_URL": url,
+            "ATHENA_CLIENT_ID": "sandbox-client", "ATHENA_CLIENT_SECRET": "sandbox-secret",
+            "ATHENA_RATE_LIMIT_RPS": "10000", "ATHENA_RATE_LIMIT_BURST": "10000",
+            "ATHENA_PAGE_LIMIT": str(args.page_limit), "LOG_LEVEL": "WARNING",
+        })  # fmt: skip
+        from worker.logging import configure_logging
+
+        configure_logging(settings)
+        window = _served_window(url)
+        print(
+            f"sandbox: {args.appointments} appointments, {args.departments} departments; "
+            f"database: {args.database}; page limit {args.page_limit}"
+        )
+        _run("first sync", settings, url, window, "incremental")
+        _run("re-sync (reconcile)", settings, url, window, "reconcile")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        _drop(handle)
+
+
+if __name__ == "__main__":
+    main()
