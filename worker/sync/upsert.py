@@ -3,8 +3,9 @@
 ``upsert_page`` sends ``INSERT … ON CONFLICT (pk) DO UPDATE … WHERE <something changed>``, so
 re-syncing unchanged data writes no rows at all (no dead tuples, no WAL, no trigger noise). For
 appointments the ``WHERE`` also refuses an older ``lastmodified`` over a newer one (pages of
-different ages can race). The statement is sent executemany-style, so SQLAlchemy compiles it once
-and batches the page into multi-row VALUES ("insertmanyvalues"). Counts come from ``RETURNING``
+different ages can race). On Postgres the page travels as one JSON parameter expanded by
+``json_populate_recordset`` (small SQL text, no per-row parameter binding); on SQLite it is sent
+executemany-style, compiled once and batched into multi-row VALUES. Counts come from ``RETURNING``
 (on Postgres ``xmax = 0`` tells an insert from an update; on SQLite one ``SELECT`` of the page's
 existing keys does): no per-row round trips.
 
@@ -18,12 +19,14 @@ row still exists upstream is tracked by ``deleted_at`` (see ``mark_missing``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from models import BOOKKEEPING_COLUMNS, Base
@@ -107,6 +110,25 @@ def _not_older(table: sa.Table, excluded: Any, guard: str) -> sa.ColumnElement[b
     )
 
 
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a timestamptz column; pass an aware one")
+        return value.isoformat()
+    if isinstance(value, date | time):
+        return value.isoformat()
+    raise TypeError(f"cannot send {type(value).__name__} as JSON")
+
+
+def _pg_source(table: sa.Table, names: Sequence[str]) -> Any:
+    """``SELECT <names> FROM json_populate_recordset(NULL::<table>, :payload)``: one parameter
+    carries the whole page, so the SQL text stays small and the server parses the rows."""
+    payload = sa.cast(sa.bindparam("payload", type_=sa.Text()), postgresql.JSON)
+    rows = sa.func.json_populate_recordset(sa.literal_column(f"NULL::{table.name}"), payload)
+    source = rows.alias("src")
+    return sa.select(*(sa.literal_column(f"src.{name}") for name in names)).select_from(source)
+
+
 def _statement(
     session: Session,
     table: sa.Table,
@@ -115,8 +137,11 @@ def _statement(
     *,
     guard_column: str | None,
 ) -> Any:
-    """The upsert, shaped for executemany: the same SQL for every page, compiled once."""
+    """The upsert: the same SQL for every page, compiled once."""
     stmt = insert_for(session, table)
+    if session.get_bind().dialect.name == "postgresql":
+        names = [*pk, *columns, *BOOKKEEPING_COLUMNS]
+        stmt = stmt.from_select(names, _pg_source(table, names))
     excluded = stmt.excluded
     where = _changed(table, excluded, columns)
     if guard_column is not None:
@@ -171,7 +196,11 @@ def upsert_page(
         for chunk in _chunks(page, MAX_BIND_PARAMS // len(pk)):
             keys = [tuple(row[name] for name in pk) for row in chunk]
             existing |= _existing(session, table, pk, keys)
-    written = list(session.execute(stmt, params))
+    if postgres:
+        payload = json.dumps(params, default=_json_value, ensure_ascii=False)
+        written = list(session.execute(stmt, {"payload": payload}))
+    else:
+        written = list(session.execute(stmt, params))
     if postgres:
         inserted = sum(1 for row in written if row.inserted)
     else:
