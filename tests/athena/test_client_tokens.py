@@ -157,6 +157,34 @@ def test_wrong_credentials_fail_at_once_without_retrying_the_token_endpoint() ->
     assert "wrong-secret" not in str(caught.value)
 
 
+def test_a_refusal_is_shared_so_many_workers_ask_the_token_endpoint_once(
+    redis_url: str, redis_prefix: str
+) -> None:
+    with serve_sandbox() as server:
+        settings = client_settings(
+            server.url, athena_client_secret="wrong-secret", redis_key_prefix=redis_prefix
+        )
+        shared = redis.Redis.from_url(redis_url)
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            client = build_client(settings, redis=shared, sleep=no_sleep)
+            try:
+                client.get("195900", "/ping")
+            except AuthError as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work) for _ in range(10)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        stats = server.stats()
+    assert len(errors) == 10, "every worker sees the refusal"
+    assert stats["requests"]["/oauth2/v1/token"] == {"401": 1}, "only one asked"
+    assert all("wrong-secret" not in str(e) for e in errors)
+
+
 def test_token_endpoint_throttling_and_5xx_are_retried_honouring_retry_after(
     scripted: ScriptedServer,
 ) -> None:

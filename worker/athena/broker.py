@@ -21,7 +21,7 @@ import requests
 import structlog
 from requests.auth import HTTPBasicAuth
 
-from worker.athena.errors import FatalError, RetriableError
+from worker.athena.errors import AuthError, FatalError, RetriableError
 from worker.athena.responses import decode_response, transport_error
 from worker.athena.retry import RetryPolicy, call_with_retries
 from worker.athena.stats import ClientStats
@@ -30,6 +30,9 @@ from worker.settings import Settings
 
 log = structlog.get_logger()
 DEFAULT_EXPIRES_IN = 3600.0
+# After the token endpoint refuses the credentials, nobody asks again for this long: a retry
+# loop across workers would burn the per-minute mint budget (5/min in preview) for nothing.
+REFUSAL_SECONDS = 60.0
 
 
 class TokenBroker:
@@ -77,6 +80,7 @@ class TokenBroker:
         return self._cache.discard(token.access_token)
 
     def _refresh(self, stale: Token | None) -> Token:
+        self._check_refusal()
         give_up = time.monotonic() + self._lock_ttl * max(2, self._policy.max_attempts)
         while True:
             handle = self._cache.try_lock(self._lock_ttl)
@@ -94,10 +98,20 @@ class TokenBroker:
             if time.monotonic() > give_up:
                 raise RetriableError("timed out waiting for another worker to mint a token")
 
+    def _check_refusal(self) -> None:
+        message = self._cache.refusal()
+        if message is not None:
+            raise AuthError(
+                f"the token endpoint refused these credentials within the last "
+                f"{REFUSAL_SECONDS:.0f} s; not asking again yet ({message})",
+                path=self._path,
+            )
+
     def _mint_holding(self, handle: str) -> Token:
         cached = self._cache.load()
         if cached is not None and cached.fresh(self._clock()):
             return cached  # double-check: minted while we were taking the lock
+        self._check_refusal()  # double-check the refusal too: a waiter may take the lock next
 
         def on_retry(attempt: int, error: RetriableError, wait: float) -> None:
             self._cache.extend_lock(handle, wait + self._lock_ttl)
@@ -110,13 +124,19 @@ class TokenBroker:
                 request_id=error.request_id,
             )
 
-        token = call_with_retries(
-            self._mint_once,
-            policy=self._policy,
-            sleep=self._sleep,
-            rng=self._rng,
-            on_retry=on_retry,
-        )
+        try:
+            token = call_with_retries(
+                self._mint_once,
+                policy=self._policy,
+                sleep=self._sleep,
+                rng=self._rng,
+                on_retry=on_retry,
+            )
+        except AuthError as refused:
+            self._cache.remember_refusal(
+                f"status={refused.status} error={refused.api_error!r}", REFUSAL_SECONDS
+            )
+            raise
         self._cache.store(token)
         return token
 

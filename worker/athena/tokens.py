@@ -68,6 +68,12 @@ class TokenCache(Protocol):
     def unlock(self, handle: str) -> None:
         """Release the lock if this handle still holds it."""
 
+    def remember_refusal(self, message: str, ttl_seconds: float) -> None:
+        """Note that the token endpoint refused the credentials (so others do not re-ask)."""
+
+    def refusal(self) -> str | None:
+        """The remembered refusal message, if one is still in force."""
+
 
 class MemoryTokenCache:
     """In-process cache: a dict slot and a threading.Lock; shared per key within a process."""
@@ -79,6 +85,7 @@ class MemoryTokenCache:
         self._token: Token | None = None
         self._guard = threading.Lock()
         self._mint = threading.Lock()
+        self._refused: tuple[str, float] | None = None
 
     @classmethod
     def shared(cls, key: str) -> MemoryTokenCache:
@@ -116,6 +123,18 @@ class MemoryTokenCache:
         """Release the thread lock."""
         self._mint.release()
 
+    def remember_refusal(self, message: str, ttl_seconds: float) -> None:
+        """Keep the refusal for ``ttl_seconds``."""
+        with self._guard:
+            self._refused = (message, time.monotonic() + ttl_seconds)
+
+    def refusal(self) -> str | None:
+        """The refusal message while it is in force."""
+        with self._guard:
+            if self._refused is None or time.monotonic() >= self._refused[1]:
+                return None
+            return self._refused[0]
+
 
 _DISCARD = """
 if redis.call('HGET', KEYS[1], 'access_token') == ARGV[1] then
@@ -145,6 +164,7 @@ class RedisTokenCache:
         self._redis = client
         self.key = key
         self.lock_key = key + ":lock"
+        self.refusal_key = key + ":refused"
         self._clock = clock
         self._discard = client.register_script(_DISCARD)
         self._unlock = client.register_script(_UNLOCK)
@@ -192,3 +212,12 @@ class RedisTokenCache:
     def unlock(self, handle: str) -> None:
         """DEL the lock if we still hold it."""
         self._unlock(keys=[self.lock_key], args=[handle])
+
+    def remember_refusal(self, message: str, ttl_seconds: float) -> None:
+        """SET the refusal with an expiry, shared by every worker."""
+        self._redis.set(self.refusal_key, message, px=max(1, int(ttl_seconds * 1000)))
+
+    def refusal(self) -> str | None:
+        """The refusal message while it is in force."""
+        value = self._redis.get(self.refusal_key)
+        return None if value is None else _text(value)
