@@ -234,3 +234,23 @@ def to_eastern_param(moment: datetime) -> str:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError("to_eastern_param needs an aware datetime")
     return moment.astimezone(zone_info(EASTERN)).strftime("%m/%d/%Y %H:%M:%S")
+
+
+# Standard UTC offset (hours) of the US zones athenahealth practices sit in: with DST, without.
+_US_ZONES: dict[tuple[int, bool], str] = {
+    (-5, True): "America/New_York",
+    (-6, True): "America/Chicago",
+    (-7, True): "America/Denver",
+    (-7, False): "America/Phoenix",
+    (-8, True): "America/Los_Angeles",
+    (-9, True): "America/Anchorage",
+    (-10, False): "Pacific/Honolulu",
+    (-4, False): "America/Puerto_Rico",
+}
+
+
+def zone_from_offset(standard_offset: int | None, observes_dst: bool | None) -> str | None:
+    """A US zone for a department that sends ``timezoneoffset`` but no ``timezonename``."""
+    if standard_offset is None:
+        return None
+    return _US_ZONES.get((standard_offset, observes_dst is not False))

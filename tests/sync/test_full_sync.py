@@ -195,3 +195,25 @@ def test_page_size_does_not_change_the_result(pg: Harness, limit: str) -> None:
     settings = settings_for(pg.server, pg.database_url, ATHENA_PAGE_LIMIT=limit)
     assert {r.status for r in pg.sync(settings=settings)} == {"succeeded"}
     assert_matches_truth(pg)
+
+
+def test_department_without_zone_name_falls_back_to_its_offset(pg: Harness) -> None:
+    pg.sync("departments")
+    arizona = [d for d in pg.rows("departments") if d["does_not_observe_dst"]]
+    assert arizona, "the sandbox serves a department without DST"
+    with pg.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE departments SET timezone_name = NULL"))
+    pg.sync("appointments")
+    rows = pg.rows("appointments", f"department_id = '{arizona[0]['department_id']}'")
+    assert rows and {r["timezone_name"] for r in rows} == {"America/Phoenix"}
+    assert not pg.rows("dead_letters")
+
+
+def test_zone_from_offset_names_us_zones_and_refuses_to_guess() -> None:
+    from worker.parse import zone_from_offset
+
+    assert zone_from_offset(-5, True) == "America/New_York"
+    assert zone_from_offset(-7, False) == "America/Phoenix"
+    assert zone_from_offset(-7, None) == "America/Denver"
+    assert zone_from_offset(3, True) is None
+    assert zone_from_offset(None, True) is None

@@ -15,10 +15,10 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.orm import Session
 
-from models import DeadLetter, Department
+from models import DeadLetter
 from tasks import RESOURCE_MODULES, get_resource
 from worker.parse import BadRecord
-from worker.sync.runner import SyncContext, run_unit
+from worker.sync.runner import SyncContext, department_zones, run_unit
 from worker.sync.units import Unit
 from worker.sync.upsert import upsert_page
 
@@ -120,12 +120,7 @@ def _unit_of(letter: DeadLetter) -> Unit | None:
 def _context_for(session: Session, resource: str, practice_id: str) -> dict[str, Any]:
     if resource != "appointments":
         return {}
-    rows = session.execute(
-        sa.select(Department.department_id, Department.timezone_name).where(
-            Department.practice_id == practice_id, Department.timezone_name.is_not(None)
-        )
-    )
-    return {"timezones": {str(d): str(z) for d, z in rows}}
+    return {"timezones": department_zones(session, practice_id)}
 
 
 def _replay_record(ctx: SyncContext, letter: DeadLetter, *, dry_run: bool) -> ReplayOutcome:

@@ -20,7 +20,7 @@ from models import Appointment, DeadLetter, Department
 from tasks import get_resource as resource_for
 from worker.athena.client import AthenaClient, Page
 from worker.athena.errors import AthenaError, AuthError, RetriableError
-from worker.parse import to_eastern_param
+from worker.parse import to_eastern_param, zone_from_offset
 from worker.settings import Settings
 from worker.sync import state
 from worker.sync.deadletters import (
@@ -243,15 +243,25 @@ def _sync_listing(job: Job) -> None:
         save_progress(session, job.run_id, job.counts)
 
 
-def _timezones(ctx: SyncContext, practice_id: str) -> dict[str, str]:
-    """Department id -> IANA zone name, from the departments already synced."""
-    with ctx.sessions() as session:
-        rows = session.execute(
-            sa.select(Department.department_id, Department.timezone_name).where(
-                Department.practice_id == practice_id, Department.timezone_name.is_not(None)
-            )
-        )
-        return {str(dept): str(zone) for dept, zone in rows}
+def department_zones(session: Session, practice_id: str) -> dict[str, str]:
+    """Department id -> IANA zone name, from the departments already synced.
+
+    A department without ``timezonename`` falls back to the US zone its standard offset and DST
+    flag name; one with neither is left out, so its appointments are dead-lettered, not guessed.
+    """
+    rows = session.execute(
+        sa.select(
+            Department.department_id,
+            Department.timezone_name,
+            Department.timezone_offset,
+            Department.does_not_observe_dst,
+        ).where(Department.practice_id == practice_id)
+    )
+    zones = {
+        str(dept): name or zone_from_offset(offset, None if no_dst is None else not no_dst)
+        for dept, name, offset, no_dst in rows
+    }
+    return {dept: zone for dept, zone in zones.items() if zone}
 
 
 def _appointment_params(unit: Unit, start: date, end: date) -> dict[str, Any]:
@@ -267,7 +277,8 @@ def _sync_appointments(job: Job) -> None:
     unit = job.unit
     if unit.window_start is None or unit.window_end is None or unit.department_id is None:
         raise ValueError(f"an appointments unit needs a department and a window: {unit.key}")
-    context = {"timezones": _timezones(job.ctx, unit.practice_id)}
+    with job.ctx.sessions() as session:
+        context = {"timezones": department_zones(session, unit.practice_id)}
     if unit.mode == "reconcile":
         _reconcile_window(job, unit.window_start, unit.window_end, context)
     else:
