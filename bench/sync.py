@@ -26,10 +26,13 @@ import sqlalchemy as sa
 
 from worker.db import upgrade
 from worker.runtime import open_runtime
+from worker.sandbox import SandboxConfig
+from worker.sandbox.clock import dst_days
 from worker.settings import settings_from_env
 from worker.sync.orchestrate import SyncRequest, expand_resources, run_request
 
 PRACTICE = "195900"
+ANCHOR = date(2026, 10, 20)
 
 
 def _free_port() -> int:
@@ -43,7 +46,7 @@ def _serve(port: int, args: argparse.Namespace) -> subprocess.Popen[bytes]:
         sys.executable, "-c", "from worker.cli import main; main()", "sandbox", "serve",
         "--port", str(port), "--quiet", "--appointments", str(args.appointments),
         "--departments", str(args.departments), "--days", str(args.days), "--seed", "5",
-        "--anchor-date", "2026-10-20",
+        "--anchor-date", ANCHOR.isoformat(),
     ]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     for _ in range(600):
@@ -77,13 +80,12 @@ def _drop(handle: Any) -> None:
     admin.dispose()
 
 
-def _served_window(url: str) -> tuple[date, date]:
-    config = requests.get(f"{url}/_sandbox/config", timeout=5).json()
-    truth = requests.get(f"{url}/_sandbox/truth", params={"practiceid": PRACTICE}, timeout=60)
-    days = [a["date"] for a in truth.json()["appointments"]]
-    parsed = [date(int(d[6:10]), int(d[0:2]), int(d[3:5])) for d in days]
-    del config
-    return min(parsed), max(parsed)
+def _served_window(args: argparse.Namespace) -> tuple[date, date]:
+    """The sandbox's appointment days plus the DST Sundays it adds (no truth download: that
+    would dominate this process's peak memory)."""
+    config = SandboxConfig(anchor_date=ANCHOR, days=args.days)
+    days = (config.first_day, config.last_day, *dst_days(ANCHOR))
+    return min(days), max(days)
 
 
 def _run(label: str, settings: Any, url: str, window: tuple[date, date], mode: str) -> None:
@@ -139,7 +141,7 @@ def main() -> None:
         from worker.logging import configure_logging
 
         configure_logging(settings)
-        window = _served_window(url)
+        window = _served_window(args)
         print(
             f"sandbox: {args.appointments} appointments, {args.departments} departments; "
             f"database: {args.database}; page limit {args.page_limit}"
