@@ -139,7 +139,7 @@ def record_task_failure(
     unit = unit if isinstance(unit, dict) else {}
     task_args = {"unit": unit} if unit else {"args": list(args), "kwargs": dict(kwargs)}
     failure = RequestFailure(
-        resource=str(unit.get("resource") or kwargs.get("resources") or name.rsplit(".", 1)[-1]),
+        resource=str(unit.get("resource") or _joined(kwargs.get("resources")) or name),
         practice_id=str(unit.get("practice_id") or kwargs.get("practice_id") or ""),
         department_id=unit.get("department_id"),
         path=None, params={}, error=None, error_class="task_failed",
@@ -147,6 +147,10 @@ def record_task_failure(
     )  # fmt: skip
     with process_state().runtime.sessions.begin() as session:
         add_request_letter(session, failure, run_id=None, now=utcnow())
+
+
+def _joined(resources: Any) -> str | None:
+    return ",".join(map(str, resources)) if isinstance(resources, list | tuple) else None
 
 
 class SyncTask(Task):  # type: ignore[misc]
@@ -257,7 +261,10 @@ def send_practices(
     """One ``sync_practice`` task per practice (default: every configured one); their ids."""
     settings = process_state().runtime.settings
     practices = (practice_id,) if practice_id else settings.require_practices()
-    return [str(sync_practice.delay(p, list(resources), mode).id) for p in practices]
+    return [
+        str(sync_practice.delay(practice_id=p, resources=list(resources), mode=mode).id)
+        for p in practices
+    ]
 
 
 @task(base=SyncTask, name=f"{TASKS}.sync_reference")
