@@ -224,23 +224,40 @@ def _listing_rows(job: Job, records: list[Any], visible: set[str] | None) -> Map
     return mapped
 
 
+def _read_then_mark(
+    job: Job,
+    params: dict[str, Any],
+    mapper: Callable[[list[Any]], MappedPage],
+    model: Any,
+    scope: tuple[Any, ...],
+) -> None:
+    """Read every page, then mark deleted what the complete read did not see.
+
+    The marking is only reached after the last page: a partial read (an error part-way) raises
+    out of the loop and never marks anything.
+    """
+    seen: set[str] = set()
+    for page in _pages(job, params):
+        mapped = mapper(page.records)
+        seen |= mapped.seen_ids
+        with job.ctx.sessions.begin() as session:
+            _write_page(job, session, page, mapped)
+    with job.ctx.sessions.begin() as session:
+        job.counts.deleted += mark_missing(
+            session, model, practice_id=job.unit.practice_id, seen_ids=seen,
+            scope_filter=scope, now=job.ctx.clock(), run_id=job.run_id,
+        )  # fmt: skip
+        save_progress(session, job.run_id, job.counts)
+
+
 def _sync_listing(job: Job) -> None:
     """A complete listing; rows missing from it are marked deleted afterwards."""
     resource = resource_for(job.unit.resource)
     visible = _visible_departments(job) if job.unit.resource == "departments" else None
-    seen: set[str] = set()
-    for page in _pages(job, dict(resource.params)):
-        mapped = _listing_rows(job, page.records, visible)
-        seen |= mapped.seen_ids
-        with job.ctx.sessions.begin() as session:
-            _write_page(job, session, page, mapped)
-    # Only reached after every page was read: a partial read never marks deletions.
-    with job.ctx.sessions.begin() as session:
-        job.counts.deleted += mark_missing(
-            session, resource.model, practice_id=job.unit.practice_id, seen_ids=seen,
-            scope_filter=(), now=job.ctx.clock(), run_id=job.run_id,
-        )  # fmt: skip
-        save_progress(session, job.run_id, job.counts)
+    _read_then_mark(
+        job, dict(resource.params), lambda records: _listing_rows(job, records, visible),
+        resource.model, (),
+    )  # fmt: skip
 
 
 def department_zones(session: Session, practice_id: str) -> dict[str, str]:
@@ -287,24 +304,15 @@ def _sync_appointments(job: Job) -> None:
 
 def _reconcile_window(job: Job, start: date, end: date, context: dict[str, Any]) -> None:
     """Read one whole window, then mark what vanished from it (only after a complete read)."""
-    model = Appointment
-    seen: set[str] = set()
-    for page in _pages(job, _appointment_params(job.unit, start, end)):
-        mapped = _map(job, page.records, context)
-        seen |= mapped.seen_ids
-        with job.ctx.sessions.begin() as session:
-            _write_page(job, session, page, mapped)
-    with job.ctx.sessions.begin() as session:
-        job.counts.deleted += mark_missing(
-            session, model, practice_id=job.unit.practice_id, seen_ids=seen,
-            scope_filter=(
-                model.department_id == job.unit.department_id,
-                model.local_date >= start,
-                model.local_date <= end,
-            ),
-            now=job.ctx.clock(), run_id=job.run_id,
-        )  # fmt: skip
-        save_progress(session, job.run_id, job.counts)
+    scope = (
+        Appointment.department_id == job.unit.department_id,
+        Appointment.local_date >= start,
+        Appointment.local_date <= end,
+    )
+    _read_then_mark(
+        job, _appointment_params(job.unit, start, end),
+        lambda records: _map(job, records, context), Appointment, scope,
+    )  # fmt: skip
 
 
 def _incremental(job: Job, start: date, end: date, context: dict[str, Any]) -> None:
