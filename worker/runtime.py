@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from worker.athena.client import AthenaClient, build_client
 from worker.db import make_engine, session_factory
 from worker.settings import Settings
-from worker.sync.runner import ProgressHook, SyncContext
+from worker.sync.job import ProgressHook, SyncContext
 
 
 @dataclass

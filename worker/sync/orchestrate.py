@@ -15,7 +15,8 @@ import sqlalchemy as sa
 import structlog
 
 from models import Department
-from worker.sync.runner import SyncContext, is_practice_fatal, run_unit
+from worker.sync.job import SyncContext
+from worker.sync.runner import is_practice_fatal, run_unit
 from worker.sync.runs import RunResult, record_skipped
 from worker.sync.units import LISTING_RESOURCES, RESOURCES, Unit, appointment_units
 

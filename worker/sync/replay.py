@@ -18,7 +18,9 @@ from sqlalchemy.orm import Session
 from models import DeadLetter
 from tasks import RESOURCE_MODULES, get_resource
 from worker.parse import BadRecord
-from worker.sync.runner import SyncContext, department_zones, run_unit
+from worker.sync.appointments import department_zones
+from worker.sync.job import SyncContext
+from worker.sync.runner import run_unit
 from worker.sync.units import Unit
 from worker.sync.upsert import upsert_page
 

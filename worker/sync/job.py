@@ -1,0 +1,149 @@
+"""A unit of work in progress and the page loop every resource shares.
+
+Every page is one transaction holding its rows, its dead letters and the run's counters, so a
+crash loses nothing and a re-run repeats nothing that matters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+from sqlalchemy.orm import Session, sessionmaker
+
+from models import DeadLetter
+from tasks import get_resource as resource_for
+from worker.athena.client import AthenaClient, Page
+from worker.settings import Settings
+from worker.sync.deadletters import add_record_letters, resolve_record_letters
+from worker.sync.pages import MappedPage, map_records
+from worker.sync.runs import Counts, save_progress, utcnow
+from worker.sync.units import Unit
+from worker.sync.upsert import mark_missing, upsert_page
+
+log = structlog.get_logger()
+
+ProgressHook = Callable[[Unit, Counts], None]
+
+
+@dataclass
+class SyncContext:
+    """What every unit of work needs: the API client, the database and the settings."""
+
+    client: AthenaClient
+    sessions: sessionmaker[Session]
+    settings: Settings
+    run_group: str
+    task_id: str | None = None
+    clock: Callable[[], datetime] = utcnow
+    on_progress: ProgressHook | None = None
+
+
+@dataclass
+class Job:
+    """One unit of work in progress: its run row, counters and the request it is on."""
+
+    ctx: SyncContext
+    unit: Unit
+    run_id: int
+    counts: Counts = field(default_factory=Counts)
+    calls_base: int = 0
+    resolve_letters: bool = False
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def count_calls(self) -> None:
+        """API calls this unit made so far (retries included)."""
+        self.counts.api_calls = self.ctx.client.stats.requests - self.calls_base
+
+
+def has_open_record_letters(ctx: SyncContext, unit: Unit) -> bool:
+    """Whether pages must resolve letters of records that now map cleanly (rarely true)."""
+    with ctx.sessions() as session:
+        found = session.scalar(
+            sa.select(DeadLetter.id)
+            .where(
+                DeadLetter.kind == "record",
+                DeadLetter.state == "open",
+                DeadLetter.resource == unit.resource,
+                DeadLetter.practice_id == unit.practice_id,
+            )
+            .limit(1)
+        )
+    return found is not None
+
+
+def pages(job: Job, params: dict[str, Any]) -> Iterator[Page]:
+    resource = resource_for(job.unit.resource)
+    job.params = params
+    return job.ctx.client.paginate(
+        job.unit.practice_id, resource.path, params, collection=resource.collection
+    )
+
+
+def write_page(job: Job, session: Session, page: Page, mapped: MappedPage) -> None:
+    """Rows, dead letters and counters of one page, in the caller's transaction."""
+    unit, counts = job.unit, job.counts
+    resource = resource_for(unit.resource)
+    now = job.ctx.clock()
+    result = upsert_page(
+        session, resource.model, mapped.rows, run_id=job.run_id, now=now,
+        guard_column=resource.guard_column,
+    )  # fmt: skip
+    counts.fetched += len(page.records)
+    counts.inserted += result.inserted
+    counts.updated += result.updated
+    counts.unchanged += result.unchanged
+    counts.dead_lettered += add_record_letters(
+        session, mapped.bad, resource=unit.resource, practice_id=unit.practice_id,
+        department_id=unit.department_id, path=page.path, run_id=job.run_id, now=now,
+    )  # fmt: skip
+    if job.resolve_letters:
+        resolve_record_letters(
+            session, resource=unit.resource, practice_id=unit.practice_id,
+            record_ids=mapped.good_ids, now=now,
+        )  # fmt: skip
+    job.count_calls()
+    save_progress(session, job.run_id, counts)
+    log.debug(
+        "sync.page_upserted", page=page.number, records=len(page.records),
+        inserted=result.inserted, updated=result.updated, dead_lettered=len(mapped.bad),
+    )  # fmt: skip
+    if job.ctx.on_progress is not None:
+        job.ctx.on_progress(unit, counts)
+
+
+def map_page(job: Job, records: list[Any], context: dict[str, Any]) -> MappedPage:
+    resource = resource_for(job.unit.resource)
+    return map_records(
+        records, resource=resource, practice_id=job.unit.practice_id, context=context
+    )
+
+
+def read_then_mark(
+    job: Job,
+    params: dict[str, Any],
+    mapper: Callable[[list[Any]], MappedPage],
+    model: Any,
+    scope: tuple[Any, ...],
+) -> None:
+    """Read every page, then mark deleted what the complete read did not see.
+
+    The marking is only reached after the last page: a partial read (an error part-way) raises
+    out of the loop and never marks anything.
+    """
+    seen: set[str] = set()
+    for page in pages(job, params):
+        mapped = mapper(page.records)
+        seen |= mapped.seen_ids
+        with job.ctx.sessions.begin() as session:
+            write_page(job, session, page, mapped)
+    with job.ctx.sessions.begin() as session:
+        job.counts.deleted += mark_missing(
+            session, model, practice_id=job.unit.practice_id, seen_ids=seen,
+            scope_filter=scope, now=job.ctx.clock(), run_id=job.run_id,
+        )  # fmt: skip
+        save_progress(session, job.run_id, job.counts)
