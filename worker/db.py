@@ -91,6 +91,13 @@ def upgrade(url_or_engine: str | Engine, revision: str = "head") -> None:
             engine.dispose()
 
 
+def head_revision() -> str | None:
+    """The newest revision the shipped migrations define."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
 def current_revision(engine: Engine) -> str | None:
     """The Alembic revision the database is at, or None if it was never migrated."""
     from alembic.migration import MigrationContext

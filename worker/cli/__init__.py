@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+from typing import Any
 
 import click
 
@@ -13,8 +13,21 @@ from worker.cli.sandbox import sandbox
 from worker.cli.sync import runs, sync
 from worker.settings import SettingsError
 
+CONFIGURATION_ERROR_EXIT = 2
 
-@click.group()
+
+class AthenaGroup(click.Group):
+    """A group that turns a settings error into one clear line and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SettingsError as exc:
+            click.echo(f"configuration error: {exc}", err=True)
+            ctx.exit(CONFIGURATION_ERROR_EXIT)
+
+
+@click.group(cls=AthenaGroup)
 @click.version_option(package_name="athena-sync")
 def cli() -> None:
     """Keep a Postgres copy of an athenahealth practice's scheduling data."""
@@ -25,9 +38,5 @@ for command in (sync, runs, db, demo, sandbox, dead_letters):
 
 
 def main() -> None:
-    """Entry point: run the CLI and turn a settings error into a clear message."""
-    try:
-        cli(standalone_mode=True)
-    except SettingsError as exc:
-        click.echo(f"configuration error: {exc}", err=True)
-        sys.exit(2)
+    """Entry point of the `athena-sync` script."""
+    cli(standalone_mode=True)

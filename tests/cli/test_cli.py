@@ -1,0 +1,69 @@
+"""The `athena-sync` verbs as a user runs them: exit codes and what they print."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from worker.cli import cli
+from worker.sandbox import SandboxConfig
+from worker.sandbox.testing import serve_sandbox
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {"DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "LOG_LEVEL": "ERROR", **extra}
+
+
+def test_a_missing_setting_names_the_variable(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["sync", "all"], env=_env(tmp_path))
+    assert result.exit_code == 2
+    assert "configuration error: ATHENA_PRACTICE_IDS" in result.output
+
+
+def test_a_bad_setting_names_the_variable(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["runs"], env=_env(tmp_path, ATHENA_PAGE_LIMIT="lots"))
+    assert result.exit_code == 2
+    assert "ATHENA_PAGE_LIMIT: must be a whole number" in result.output
+
+
+def test_an_unmigrated_database_is_refused_until_db_upgrade(tmp_path: Path) -> None:
+    runner = CliRunner()
+    refused = runner.invoke(cli, ["runs"], env=_env(tmp_path))
+    assert refused.exit_code == 1 and "athena-sync db upgrade" in refused.output
+    upgraded = runner.invoke(cli, ["db", "upgrade"], env=_env(tmp_path))
+    assert upgraded.exit_code == 0 and "database at revision" in upgraded.output
+    assert runner.invoke(cli, ["runs"], env=_env(tmp_path)).exit_code == 0
+
+
+def test_sync_prints_a_summary_and_fails_only_when_a_unit_failed(tmp_path: Path) -> None:
+    runner = CliRunner()
+    config = SandboxConfig(seed=2, appointments=200, days=20)
+    with serve_sandbox(config) as server:
+        env = _env(
+            tmp_path, ATHENA_BASE_URL=server.url, ATHENA_CLIENT_ID="sandbox-client",
+            ATHENA_CLIENT_SECRET="sandbox-secret", ATHENA_RATE_LIMIT_RPS="500",
+            ATHENA_RATE_LIMIT_BURST="500",
+        )  # fmt: skip
+        assert runner.invoke(cli, ["db", "upgrade"], env=env).exit_code == 0
+        window = ["--from", config.first_day.isoformat(), "--to", config.last_day.isoformat()]
+        ok = runner.invoke(
+            cli, ["sync", "all", "--practice", "195900", *window, "--no-progress"], env=env
+        )
+        assert ok.exit_code == 0, ok.output
+        assert "sync summary" in ok.output and "succeeded" in ok.output
+        refused = runner.invoke(
+            cli, ["sync", "providers", "--practice", "1128700", "--no-progress"], env=env
+        )
+        assert refused.exit_code == 1
+        assert "Incorrect permissions." in refused.output
+        runs = runner.invoke(cli, ["runs", "--status", "failed"], env=env)
+        assert runs.exit_code == 0 and "1128700" in runs.output
+
+
+def test_sync_rejects_a_window_that_ends_before_it_starts(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["sync", "appointments", "--practice", "1", "--from", "2026-02-01", "--to",
+              "2026-01-01"], env=_env(tmp_path),
+    )  # fmt: skip
+    assert result.exit_code == 2 and "--to is before --from" in result.output
