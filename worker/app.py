@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from celery import Celery, signals
 from celery.schedules import crontab
@@ -29,8 +29,6 @@ RESULT_EXPIRES_SECONDS = 24 * 3600
 # longest countdown is Settings.retry_after_cap_seconds (ATHENA_RETRY_AFTER_CAP_SECONDS).
 UNIT_MAX_RETRIES = 5
 RETRY_BASE_SECONDS = 10.0
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 def task(**options: Any) -> Callable[[Callable[..., Any]], Any]:
