@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import random
 import threading
-import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any
 
 import structlog
@@ -26,15 +25,16 @@ from redis import Redis
 
 from worker.app import RETRY_BASE_SECONDS, TASKS, UNIT_MAX_RETRIES, require_redis_url, task
 from worker.app import retry_cap_seconds as cap_of
-from worker.leases import HeldLease, LeaseLost, Leases
+from worker.leases import Leases
 from worker.runtime import Runtime, open_runtime
 from worker.settings import load_settings
 from worker.sync import runner
 from worker.sync.deadletters import RETRIABLE_CLASSES, RequestFailure, add_request_letter
+from worker.sync.leased import leased_runner, run_leased
 from worker.sync.orchestrate import SyncRequest, live_department_ids, practice_units
 from worker.sync.replay import replay_letters
 from worker.sync.retention import purge_resolved_letters
-from worker.sync.runs import Counts, RunResult, record_skipped, utcnow
+from worker.sync.runs import RunResult, fail_orphaned_runs, utcnow
 from worker.sync.units import LISTING_RESOURCES, Unit
 
 log = structlog.get_logger()
@@ -93,42 +93,6 @@ def retry_countdown(
     ceiling = min(cap, RETRY_BASE_SECONDS * 2**retries)
     backoff = ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
     return float(min(cap, max(backoff, retry_after or 0.0)))
-
-
-def run_leased(ctx: runner.SyncContext, leases: Leases, unit: Unit) -> RunResult:
-    """Run the unit unless another trigger is running it (then record it as skipped)."""
-    with leases.hold(unit.key, owner=ctx.task_id or uuid.uuid4().hex) as held:
-        if held is None:
-            holder = leases.holder(unit.key)
-            who = f"task {holder.owner} (token {holder.token})" if holder else "another task"
-            return _skip(ctx, unit, f"already running: lease held by {who}")
-        log.info("lease.acquired", unit=unit.key, token=held.token)
-        try:
-            return runner.run_unit(replace(ctx, on_progress=_fenced(held, ctx)), unit)
-        except LeaseLost as exc:
-            return RunResult(unit, None, "skipped", error=str(exc))
-
-
-def _fenced(held: HeldLease, ctx: runner.SyncContext) -> runner.ProgressHook:
-    """A progress hook, run inside each page's transaction, that aborts a stale holder."""
-    inner = ctx.on_progress
-
-    def hook(unit: Unit, counts: Counts) -> None:
-        held.check()
-        if inner is not None:
-            inner(unit, counts)
-
-    return hook
-
-
-def _skip(ctx: runner.SyncContext, unit: Unit, reason: str) -> RunResult:
-    with ctx.sessions.begin() as session:
-        run_id = record_skipped(
-            session, unit, run_group=ctx.run_group, task_id=ctx.task_id, reason=reason,
-            now=ctx.clock(),
-        )  # fmt: skip
-    log.info("sync.unit_skipped", unit=unit.key, reason=reason)
-    return RunResult(unit, run_id, "skipped", error=reason)
 
 
 def record_task_failure(
@@ -291,11 +255,20 @@ def replay_dead_letters(self: Any) -> dict[str, Any]:
             return {"skipped": True}
         outcomes = replay_letters(
             ctx, all_open=True, classes=RETRIABLE_CLASSES,
-            max_attempts=settings.dead_letter_max_attempts,
+            max_attempts=settings.dead_letter_max_attempts, run=leased_runner(state.leases),
         )  # fmt: skip
         with ctx.sessions.begin() as session:
             purged = purge_resolved_letters(
                 session, retention_days=settings.dead_letter_retention_days, now=ctx.clock()
             )
+            # No unit runs past the hard time limit: a row still running after twice that
+            # belongs to a worker that was killed.
+            orphaned = fail_orphaned_runs(
+                session, older_than=timedelta(seconds=2 * settings.task_time_limit_seconds),
+                now=ctx.clock(),
+            )  # fmt: skip
     resolved = sum(1 for o in outcomes if o.result == "resolved")
-    return {"skipped": False, "replayed": len(outcomes), "resolved": resolved, "purged": purged}
+    return {
+        "skipped": False, "replayed": len(outcomes), "resolved": resolved, "purged": purged,
+        "orphaned_runs": orphaned,
+    }  # fmt: skip

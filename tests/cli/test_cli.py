@@ -67,3 +67,35 @@ def test_sync_rejects_a_window_that_ends_before_it_starts(tmp_path: Path) -> Non
               "2026-01-01"], env=_env(tmp_path),
     )  # fmt: skip
     assert result.exit_code == 2 and "--to is before --from" in result.output
+
+
+def test_sync_with_redis_skips_a_unit_whose_lease_is_held(
+    tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    import redis
+
+    from worker.leases import Leases
+    from worker.sync.units import Unit
+
+    leases = Leases(redis.Redis.from_url(redis_url), prefix=redis_prefix, ttl=30)
+    held = leases.acquire(Unit("providers", "195900").key, owner="a-celery-worker")
+    assert held is not None
+    with serve_sandbox(SandboxConfig(seed=2, appointments=10, days=5)) as server:
+        env = _env(
+            tmp_path, ATHENA_BASE_URL=server.url, ATHENA_CLIENT_ID="sandbox-client",
+            ATHENA_CLIENT_SECRET="sandbox-secret", REDIS_URL=redis_url,
+            REDIS_KEY_PREFIX=redis_prefix,
+        )  # fmt: skip
+        runner = CliRunner()
+        assert runner.invoke(cli, ["db", "upgrade"], env=env).exit_code == 0
+        result = runner.invoke(
+            cli, ["sync", "providers", "--practice", "195900", "--no-progress"], env=env
+        )
+        assert result.exit_code == 0, result.output
+        assert "skipped" in result.output
+        assert server.stats()["requests"].get("/v1/{practiceid}/providers") is None
+        leases.release(held)
+        again = runner.invoke(
+            cli, ["sync", "providers", "--practice", "195900", "--no-progress"], env=env
+        )
+        assert again.exit_code == 0 and "succeeded" in again.output

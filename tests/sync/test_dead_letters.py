@@ -174,3 +174,40 @@ def test_cli_lists_shows_replays_and_discards(pg_faulty: Harness) -> None:
     assert row["state"] == "discarded" and row["resolution_note"] == "not our practice"
     runs = runner.invoke(cli, ["runs"], env=env)
     assert runs.exit_code == 0 and "open dead letters" in runs.output
+
+
+def test_a_later_successful_run_resolves_the_units_letter(pg: Harness) -> None:
+    h = pg
+    h.sync("departments")
+    h.server.set_faults(FaultConfig(error_rate=1.0, seed=1))
+    failed = h.sync("providers")
+    assert [r.status for r in failed] == ["failed"]
+    h.server.set_faults(FaultConfig(error_rate=1.0, html_502_share=0.0, seed=2))
+    h.sync("providers")
+    letters = h.rows("dead_letters")
+    assert len(letters) == 1 and letters[0]["attempts"] == 2, "a 500 after a 502: one letter"
+    h.server.set_faults(FaultConfig())
+    ok = h.sync("providers")
+    assert [r.status for r in ok] == ["succeeded"]
+    letter = h.rows("dead_letters")[0]
+    assert letter["state"] == "resolved"
+    assert letter["resolution_note"] == f"unit succeeded in run {ok[0].run_id}"
+
+
+def test_orphaned_running_rows_are_failed_by_the_sweep(pg: Harness) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy.orm import Session
+
+    from worker.sync.runs import fail_orphaned_runs, start_run
+    from worker.sync.units import Unit
+
+    now = datetime.now(UTC)
+    with Session(pg.engine) as session, session.begin():
+        old = start_run(session, Unit("providers", PRACTICE), run_group="g", task_id=None,
+                        now=now - timedelta(hours=3))  # fmt: skip
+        fresh = start_run(session, Unit("departments", PRACTICE), run_group="g", task_id=None,
+                          now=now)  # fmt: skip
+        assert fail_orphaned_runs(session, older_than=timedelta(hours=1), now=now) == 1
+    statuses = {r["id"]: r["status"] for r in pg.rows("sync_runs")}
+    assert statuses == {old: "failed", fresh: "running"}

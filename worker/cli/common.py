@@ -8,6 +8,8 @@ from worker.db import current_revision, head_revision
 from worker.logging import configure_logging
 from worker.runtime import Runtime, open_runtime
 from worker.settings import Settings, load_settings
+from worker.sync.orchestrate import UnitRunner
+from worker.sync.runner import run_unit
 
 
 def load() -> Settings:
@@ -33,3 +35,18 @@ def runtime_for(settings: Settings, *, with_client: bool = True) -> Runtime:
             f"{wanted}: run `athena-sync db upgrade`"
         )
     return runtime
+
+
+def unit_runner(settings: Settings) -> UnitRunner:
+    """With Redis, run each unit under its lease so a manual run never overlaps the workers."""
+    if not settings.redis_url:
+        return run_unit
+    from redis import Redis
+
+    from worker.leases import Leases
+    from worker.sync.leased import leased_runner
+
+    redis = Redis.from_url(settings.redis_url)
+    return leased_runner(
+        Leases(redis, prefix=settings.redis_key_prefix, ttl=settings.lease_seconds)
+    )

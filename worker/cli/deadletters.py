@@ -12,7 +12,7 @@ from rich.table import Table
 
 from models import DeadLetter
 from models.dead_letters import LETTER_STATES
-from worker.cli.common import load, runtime_for
+from worker.cli.common import load, runtime_for, unit_runner
 from worker.cli.output import console
 from worker.sync.replay import ReplayOutcome, discard_letter, replay_letters
 
@@ -104,8 +104,9 @@ def replay_cmd(letter_ids: tuple[int, ...], all_open: bool, dry_run: bool) -> No
     runtime = runtime_for(settings)
     try:
         outcomes = replay_letters(
-            runtime.context(), ids=list(letter_ids) or None, all_open=all_open, dry_run=dry_run
-        )
+            runtime.context(), ids=list(letter_ids) or None, all_open=all_open, dry_run=dry_run,
+            run=unit_runner(settings),
+        )  # fmt: skip
     finally:
         runtime.close()
     console.print(_outcomes_table(outcomes, dry_run=dry_run))

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from rich.table import Table
 
 from models import SyncRun
-from worker.cli.common import load, runtime_for
+from worker.cli.common import load, runtime_for, unit_runner
 from worker.cli.output import console, print_failures, progress_bar, summary_table
 from worker.sync.deadletters import open_counts
 from worker.sync.orchestrate import SyncRequest, expand_resources, run_request
@@ -73,7 +73,8 @@ def sync(
     runtime = runtime_for(settings)
     try:
         with progress_bar(not no_progress) as hook:
-            results = run_request(runtime.context(on_progress=hook), request)
+            context = runtime.context(on_progress=hook)
+            results = run_request(context, request, run=unit_runner(settings))
     finally:
         runtime.close()
     console.print(summary_table(results))

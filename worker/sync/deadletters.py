@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from models import DeadLetter
 from worker.athena.errors import AthenaError
 from worker.sync.dialect import insert_for
+from worker.sync.units import Unit
 
 log = structlog.get_logger()
 
@@ -79,18 +80,59 @@ def _upsert_letter(session: Session, values: dict[str, Any]) -> None:
     session.execute(stmt)
 
 
+# Every class a request letter can have (the runner's and the Celery tasks').
+REQUEST_CLASSES = (
+    "client_error",
+    "auth",
+    "paging",
+    "retries_exhausted",
+    "retriable",
+    "task_failed",
+)
+
+
+def request_key(
+    resource: str,
+    practice_id: str | None,
+    department_id: str | None,
+    identity: Any,
+    error_class: str,
+) -> str:
+    """The dedup key of a request letter."""
+    return _digest("request", resource, practice_id, department_id, identity, error_class)
+
+
+def resolve_unit_letters(session: Session, unit: Unit, *, run_id: int, now: datetime) -> int:
+    """A unit that just succeeded resolves the open request letters it left behind."""
+    identities = [(c, unit.to_json()) for c in REQUEST_CLASSES if c != "task_failed"]
+    identities.append(("task_failed", {"unit": unit.to_json()}))
+    keys = [
+        request_key(unit.resource, unit.practice_id, unit.department_id, identity, error_class)
+        for error_class, identity in identities
+    ]
+    result = session.execute(
+        sa.update(DeadLetter)
+        .where(DeadLetter.dedup_key.in_(keys), DeadLetter.state == "open")
+        .values(
+            state="resolved", resolved_at=now, resolution_note=f"unit succeeded in run {run_id}"
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def add_request_letter(
     session: Session, failure: RequestFailure, *, run_id: int | None, now: datetime
 ) -> None:
     """Keep a failed request (or task) with enough context to replay its unit of work."""
     error = failure.error
     params = clean_params(failure.params)
-    # The unit of work (task_args) identifies a failure, not the exact query: an incremental
-    # unit's startlastmodified moves between attempts, and each attempt must bump one letter.
+    # The unit of work (task_args) identifies a failure, not the exact query or status: an
+    # incremental unit's startlastmodified moves between attempts, a 502 may follow a 503, and
+    # each attempt must bump one letter.
     identity = failure.task_args or {"path": failure.path, "params": params}
-    key = _digest(
-        "request", failure.resource, failure.practice_id, failure.department_id, identity,
-        failure.error_class, error.status if error else None,
+    key = request_key(
+        failure.resource, failure.practice_id, failure.department_id, identity,
+        failure.error_class,
     )  # fmt: skip
     _upsert_letter(
         session,

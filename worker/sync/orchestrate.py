@@ -7,7 +7,7 @@ recorded as skipped.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -96,15 +96,22 @@ def _window(ctx: SyncContext, request: SyncRequest) -> tuple[date, date]:
     return request.start or default_start, request.end or default_end
 
 
-def run_request(ctx: SyncContext, request: SyncRequest) -> list[RunResult]:
+UnitRunner = Callable[[SyncContext, Unit], RunResult]
+
+
+def run_request(
+    ctx: SyncContext, request: SyncRequest, *, run: UnitRunner = run_unit
+) -> list[RunResult]:
     """Run every unit of the request in-process, practice by practice."""
     results: list[RunResult] = []
     for practice_id in request.practices:
-        results.extend(run_practice(ctx, request, practice_id))
+        results.extend(run_practice(ctx, request, practice_id, run=run))
     return results
 
 
-def run_practice(ctx: SyncContext, request: SyncRequest, practice_id: str) -> list[RunResult]:
+def run_practice(
+    ctx: SyncContext, request: SyncRequest, practice_id: str, *, run: UnitRunner = run_unit
+) -> list[RunResult]:
     """Run one practice's units; after a practice-level refusal, skip the rest of them."""
     results: list[RunResult] = []
     refused: RunResult | None = None
@@ -112,7 +119,7 @@ def run_practice(ctx: SyncContext, request: SyncRequest, practice_id: str) -> li
         if refused is not None:
             results.append(_skip(ctx, unit, f"practice {practice_id} failed: {refused.error}"))
             continue
-        result = run_unit(ctx, unit)
+        result = run(ctx, unit)
         results.append(result)
         if is_practice_fatal(result):
             refused = result

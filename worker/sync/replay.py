@@ -6,7 +6,7 @@ are re-mapped from the copy kept in Postgres; nothing about them is logged but i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,6 +21,7 @@ from worker.parse import BadRecord
 from worker.sync.appointments import department_zones
 from worker.sync.job import SyncContext
 from worker.sync.runner import run_unit
+from worker.sync.runs import RunResult
 from worker.sync.units import Unit
 from worker.sync.upsert import upsert_page
 
@@ -69,8 +70,11 @@ def replay_letters(
     classes: Sequence[str] | None = None,
     dry_run: bool = False,
     max_attempts: int | None = None,
+    run: Callable[[SyncContext, Unit], RunResult] = run_unit,
 ) -> list[ReplayOutcome]:
-    """Replay the chosen letters one by one; one failing never stops the others."""
+    """Replay the chosen letters one by one; one failing never stops the others.
+
+    ``run`` runs a unit of work (pass a leased runner so a replay never overlaps a sync)."""
     with ctx.sessions() as session:
         letters = select_letters(
             session, ids=ids, all_open=all_open, classes=classes, max_attempts=max_attempts
@@ -78,7 +82,7 @@ def replay_letters(
         session.expunge_all()
     outcomes = []
     for letter in letters:
-        outcome = _replay_one(ctx, letter, dry_run=dry_run)
+        outcome = _replay_one(ctx, letter, dry_run=dry_run, run=run)
         log.info(
             "deadletter.replayed", letter_id=letter.id, kind=letter.kind, result=outcome.result,
             dry_run=dry_run,
@@ -87,7 +91,13 @@ def replay_letters(
     return outcomes
 
 
-def _replay_one(ctx: SyncContext, letter: DeadLetter, *, dry_run: bool) -> ReplayOutcome:
+def _replay_one(
+    ctx: SyncContext,
+    letter: DeadLetter,
+    *,
+    dry_run: bool,
+    run: Callable[[SyncContext, Unit], RunResult],
+) -> ReplayOutcome:
     if letter.state in ("resolved", "discarded"):
         return ReplayOutcome(letter.id, letter.kind, "none", "skipped", f"letter is {letter.state}")
     if letter.kind == "record":
@@ -99,7 +109,9 @@ def _replay_one(ctx: SyncContext, letter: DeadLetter, *, dry_run: bool) -> Repla
     if dry_run:
         return ReplayOutcome(letter.id, letter.kind, action, "would replay")
     started = ctx.clock()
-    result = run_unit(ctx, unit)
+    result = run(ctx, unit)
+    if result.status == "skipped":
+        return ReplayOutcome(letter.id, letter.kind, action, "skipped", result.error or "")
     if result.status in ("succeeded", "partial"):
         _resolve(ctx, letter.id, f"replayed by run {result.run_id}")
         return ReplayOutcome(letter.id, letter.kind, action, "resolved", f"run {result.run_id}")

@@ -10,14 +10,14 @@ import structlog
 
 from worker.athena.errors import AthenaError, AuthError, RetriableError
 from worker.sync.appointments import sync_appointments
-from worker.sync.deadletters import RequestFailure, add_request_letter
+from worker.sync.deadletters import RequestFailure, add_request_letter, resolve_unit_letters
 from worker.sync.job import Job, ProgressHook, SyncContext, has_open_record_letters
 from worker.sync.listings import sync_listing
 from worker.sync.runs import RunResult, finish_run, start_run
 from worker.sync.units import Unit
 
 log = structlog.get_logger()
-RUN_UNIT_TASK = "athena_sync.run_unit"
+RUN_UNIT_TASK = "tasks.sync_tasks.run_unit"
 
 # Re-exported: callers build a SyncContext and hand it to run_unit.
 __all__ = ["RUN_UNIT_TASK", "ProgressHook", "SyncContext", "is_practice_fatal", "run_unit"]
@@ -58,6 +58,7 @@ def run_unit(ctx: SyncContext, unit: Unit) -> RunResult:
     status = "partial" if job.counts.dead_lettered else "succeeded"
     with ctx.sessions.begin() as session:
         finish_run(session, run_id, job.counts, status=status, now=ctx.clock())
+        resolve_unit_letters(session, unit, run_id=run_id, now=ctx.clock())
     log.info("sync.unit_finished", unit=unit.key, status=status, **job.counts.as_dict())
     return RunResult(unit, run_id, status, job.counts)
 

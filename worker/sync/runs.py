@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -110,3 +110,18 @@ def record_skipped(
     run_id = start_run(session, unit, run_group=run_group, task_id=task_id, now=now)
     finish_run(session, run_id, Counts(), status="skipped", now=now, error=reason)
     return run_id
+
+
+def fail_orphaned_runs(session: Session, *, older_than: timedelta, now: datetime) -> int:
+    """Mark ``running`` rows older than ``older_than`` failed: their worker died (SIGKILL, hard
+    time limit) before it could finish them. Returns how many."""
+    result = session.execute(
+        sa.update(SyncRun)
+        .where(SyncRun.status == "running", SyncRun.started_at < now - older_than)
+        .values(
+            status="failed",
+            finished_at=now,
+            error_summary="orphaned: the worker running it stopped before finishing",
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
