@@ -23,7 +23,7 @@ import structlog
 from celery import Task, signals
 from redis import Redis
 
-from worker.app import RETRY_BASE_SECONDS, TASKS, UNIT_MAX_RETRIES, require_redis_url, task
+from worker.app import TASKS, require_redis_url, task
 from worker.app import retry_cap_seconds as cap_of
 from worker.leases import Leases
 from worker.runtime import Runtime, open_runtime
@@ -87,10 +87,15 @@ signals.worker_shutdown.connect(close_process_state, weak=False)
 
 
 def retry_countdown(
-    retries: int, *, retry_after: float | None, cap: float, rng: random.Random | None = None
+    retries: int,
+    *,
+    retry_after: float | None,
+    cap: float,
+    base: float = 10.0,
+    rng: random.Random | None = None,
 ) -> float:
     """Exponential backoff with equal jitter, never shorter than the API's hint, capped."""
-    ceiling = min(cap, RETRY_BASE_SECONDS * 2**retries)
+    ceiling = min(cap, base * 2**retries)
     backoff = ceiling / 2 + (rng or random).uniform(0, ceiling / 2)
     return float(min(cap, max(backoff, retry_after or 0.0)))
 
@@ -130,16 +135,18 @@ class SyncTask(Task):  # type: ignore[misc]
             log.exception("task.dead_letter_failed", task=self.name, task_id=task_id)
 
 
-@task(bind=True, base=SyncTask, name=f"{TASKS}.run_unit", max_retries=UNIT_MAX_RETRIES)
+@task(bind=True, base=SyncTask, name=f"{TASKS}.run_unit", max_retries=None)
 def run_unit(self: Any, unit: dict[str, Any], run_group: str | None = None) -> dict[str, Any]:
     """Run one unit of work under its lease; a retriable failure becomes a Celery retry."""
     state = process_state()
     ctx = state.runtime.context(run_group=run_group, task_id=self.request.id)
     result = run_leased(ctx, state.leases, Unit.from_json(unit))
-    if result.retriable and self.request.retries < self.max_retries:
+    settings = ctx.settings
+    if result.retriable and self.request.retries < settings.task_max_retries:
         countdown = retry_countdown(
-            self.request.retries, retry_after=result.retry_after, cap=cap_of(ctx.settings)
-        )
+            self.request.retries, retry_after=result.retry_after, cap=cap_of(settings),
+            base=settings.task_retry_base_seconds,
+        )  # fmt: skip
         log.info("task.retrying", unit=result.unit.key, countdown=round(countdown, 1))
         raise self.retry(countdown=countdown)
     return result.as_json()
@@ -192,7 +199,7 @@ def _day(value: str | None) -> date | None:
     return None if value is None else date.fromisoformat(value)
 
 
-@task(bind=True, base=SyncTask, name=f"{TASKS}.sync_practice", max_retries=UNIT_MAX_RETRIES)
+@task(bind=True, base=SyncTask, name=f"{TASKS}.sync_practice", max_retries=None)
 def sync_practice(
     self: Any,
     practice_id: str,
@@ -212,9 +219,15 @@ def sync_practice(
         return str(sent.id)
 
     plan = fan_out(ctx, state.leases, request, practice_id, send)
-    if plan.waiting:
-        wait = retry_countdown(self.request.retries, retry_after=None, cap=cap_of(ctx.settings))
+    settings = ctx.settings
+    if plan.waiting and self.request.retries < settings.task_max_retries:
+        wait = retry_countdown(
+            self.request.retries, retry_after=None, cap=cap_of(settings),
+            base=settings.task_retry_base_seconds,
+        )  # fmt: skip
         raise self.retry(countdown=wait)
+    if plan.waiting:
+        raise RuntimeError(f"departments of practice {practice_id} never became available")
     log.info("sync.fanned_out", practice_id=practice_id, sent=len(plan.sent), ran=len(plan.ran))
     return plan.as_json()
 

@@ -57,3 +57,18 @@ def test_secret_is_not_in_repr() -> None:
 def test_missing_credentials_name_the_variable() -> None:
     with pytest.raises(SettingsError, match="ATHENA_CLIENT_ID"):
         settings_from_env({}).require_credentials()
+
+
+def test_the_readme_configuration_table_lists_every_setting() -> None:
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    code = (root / "worker" / "settings.py").read_text()
+    variables = set(re.findall(r'env, "([A-Z_]+)"', code))
+    assert len(variables) > 30, "the pattern still finds the settings"
+    readme = (root / "README.md").read_text()
+    table = readme[readme.index("## Configuration") :]
+    documented = set(re.findall(r"^\| `([A-Z_]+)` \|", table, flags=re.MULTILINE))
+    assert variables - documented == set(), "settings missing from the README table"
+    assert documented - variables == set(), "README documents settings the code does not read"

@@ -25,10 +25,8 @@ app.config_from_object("celeryconfig")
 QUEUE = "athena-sync"
 TASKS = "tasks.sync_tasks"
 RESULT_EXPIRES_SECONDS = 24 * 3600
-# Retries of a unit task (proposed settings TASK_MAX_RETRIES / TASK_RETRY_BASE_SECONDS); the
+# Retries of a unit task come from Settings (TASK_MAX_RETRIES, TASK_RETRY_BASE_SECONDS); the
 # longest countdown is Settings.retry_after_cap_seconds (ATHENA_RETRY_AFTER_CAP_SECONDS).
-UNIT_MAX_RETRIES = 5
-RETRY_BASE_SECONDS = 10.0
 
 
 def task(**options: Any) -> Callable[[Callable[..., Any]], Any]:

@@ -70,6 +70,8 @@ class Settings:
     task_soft_time_limit_seconds: int = 1500
     task_time_limit_seconds: int = 1800
     lease_seconds: int = 300
+    task_max_retries: int = 5
+    task_retry_base_seconds: float = 10.0
 
     log_level: str = "INFO"
     log_format: str = "console"
@@ -205,6 +207,8 @@ def _schedule(env: Mapping[str, str]) -> dict[str, Any]:
         "task_soft_time_limit_seconds": _int(env, "TASK_SOFT_TIME_LIMIT", 1500, minimum=1),
         "task_time_limit_seconds": _int(env, "TASK_TIME_LIMIT", 1800, minimum=1),
         "lease_seconds": _int(env, "SYNC_LEASE_SECONDS", 300, minimum=5),
+        "task_max_retries": _int(env, "TASK_MAX_RETRIES", 5),
+        "task_retry_base_seconds": _float(env, "TASK_RETRY_BASE_SECONDS", 10.0, minimum=0.01),
     }
 
 

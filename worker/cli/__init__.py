@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from worker.cli.celery_cmds import beat, worker
 from worker.cli.db import db
 from worker.cli.deadletters import dead_letters
 from worker.cli.demo import demo
@@ -33,7 +34,7 @@ def cli() -> None:
     """Keep a Postgres copy of an athenahealth practice's scheduling data."""
 
 
-for command in (sync, runs, db, demo, sandbox, dead_letters):
+for command in (sync, runs, db, demo, sandbox, dead_letters, worker, beat):
     cli.add_command(command)
 
 
