@@ -211,3 +211,27 @@ def test_orphaned_running_rows_are_failed_by_the_sweep(pg: Harness) -> None:
         assert fail_orphaned_runs(session, older_than=timedelta(hours=1), now=now) == 1
     statuses = {r["id"]: r["status"] for r in pg.rows("sync_runs")}
     assert statuses == {old: "failed", fresh: "running"}
+
+
+def test_a_letter_is_marked_replayed_while_its_unit_runs(pg: Harness) -> None:
+    h = pg
+    h.sync("departments")
+    h.server.set_faults(FaultConfig(error_rate=1.0, seed=1))
+    h.sync("providers")
+    h.server.set_faults(FaultConfig())
+    seen: list[str] = []
+
+    def spy(ctx: Any, unit: Any) -> Any:
+        seen.append(h.rows("dead_letters")[0]["state"])
+        from worker.sync.runner import run_unit
+
+        return run_unit(ctx, unit)
+
+    runtime = open_runtime(h.settings)
+    try:
+        outcomes = replay_letters(runtime.context(), all_open=True, run=spy)
+    finally:
+        runtime.close()
+    assert seen == ["replayed"]
+    assert [o.result for o in outcomes] == ["resolved"]
+    assert h.rows("dead_letters")[0]["state"] == "resolved"

@@ -52,7 +52,8 @@ def select_letters(
     if ids:
         query = query.where(DeadLetter.id.in_(list(ids)))
     elif all_open:
-        query = query.where(DeadLetter.state == "open")
+        # "replayed" letters are replays that never reported back (the process died): retry them.
+        query = query.where(DeadLetter.state.in_(("open", "replayed")))
     else:
         return []
     if classes:
@@ -109,12 +110,15 @@ def _replay_one(
     if dry_run:
         return ReplayOutcome(letter.id, letter.kind, action, "would replay")
     started = ctx.clock()
+    _set_state(ctx, letter.id, "replayed")  # in flight: visible while the unit runs
     result = run(ctx, unit)
     if result.status == "skipped":
+        _set_state(ctx, letter.id, "open")
         return ReplayOutcome(letter.id, letter.kind, action, "skipped", result.error or "")
     if result.status in ("succeeded", "partial"):
         _resolve(ctx, letter.id, f"replayed by run {result.run_id}")
         return ReplayOutcome(letter.id, letter.kind, action, "resolved", f"run {result.run_id}")
+    _set_state(ctx, letter.id, "open")
     _bump(ctx, letter.id, since=started, message=result.error)
     return ReplayOutcome(letter.id, letter.kind, action, "failed", result.error or result.status)
 
@@ -160,6 +164,15 @@ def _replay_record(ctx: SyncContext, letter: DeadLetter, *, dry_run: bool) -> Re
         )  # fmt: skip
         _resolve_in(session, letter.id, now=ctx.clock(), note="record re-mapped and stored")
     return ReplayOutcome(letter.id, "record", action, "resolved")
+
+
+def _set_state(ctx: SyncContext, letter_id: int, state: str) -> None:
+    with ctx.sessions.begin() as session:
+        session.execute(
+            sa.update(DeadLetter)
+            .where(DeadLetter.id == letter_id, DeadLetter.state.in_(("open", "replayed")))
+            .values(state=state)
+        )
 
 
 def _resolve(ctx: SyncContext, letter_id: int, note: str) -> None:
