@@ -44,10 +44,76 @@ def assert_matches_truth(h: Harness, practice_id: str = PRACTICE) -> None:
             assert raw == record, f"{table} {ident}: raw differs from what was served"
 
 
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+# Typed column -> how to read it from the served record (independently of the mappers).
+TYPED = {
+    "providers": {
+        "first_name": lambda r: r.get("firstname"),
+        "last_name": lambda r: r.get("lastname"),
+        "display_name": lambda r: r.get("displayname"),
+        "npi": lambda r: _text(r.get("npi")),
+        "specialty": lambda r: r.get("specialty"),
+        "provider_type": lambda r: r.get("providertype"),
+        "billable": lambda r: r.get("billable"),
+    },
+    "departments": {
+        "name": lambda r: r.get("name"),
+        "timezone_name": lambda r: r.get("timezonename"),
+        "does_not_observe_dst": lambda r: r.get("doesnotobservedst"),
+        "city": lambda r: r.get("city"),
+        "phone": lambda r: r.get("phone"),
+    },
+    "appointment_types": {
+        "name": lambda r: r.get("name"),
+        "short_name": lambda r: r.get("shortname"),
+        "duration_minutes": lambda r: r.get("duration"),
+        "generic": lambda r: r.get("generic"),
+        "patient": lambda r: r.get("patient"),
+    },
+    "appointments": {
+        "department_id": lambda r: _text(r.get("departmentid")),
+        "provider_id": lambda r: _text(r.get("providerid")),
+        "patient_id": lambda r: _text(r.get("patientid")),
+        "appointment_type_id": lambda r: _text(r.get("appointmenttypeid")),
+        "status": lambda r: r.get("appointmentstatus"),
+        "duration_minutes": lambda r: r.get("duration"),
+        "local_date": lambda r: date(int(r["date"][6:]), int(r["date"][:2]), int(r["date"][3:5])),
+        "local_time": lambda r: r["starttime"] + ":00",
+        "last_modified_at": lambda r: _eastern(r.get("lastmodified")),
+        "cancelled_at": lambda r: _eastern(r.get("cancelleddatetime")),
+    },
+}
+
+
+def _eastern(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    local = datetime.strptime(value, "%m/%d/%Y %H:%M:%S")
+    return local.replace(tzinfo=ZoneInfo("America/New_York")).astimezone(UTC)
+
+
+def assert_typed_columns_match(h: Harness, practice_id: str = PRACTICE) -> None:
+    """The typed columns say what the served record says (ids as text, times as UTC)."""
+    truth = h.server.truth(practice_id)
+    for collection, (table, key, id_field) in RESOURCE_TABLES.items():
+        rows = {r[key]: r for r in h.rows(table, f"practice_id = '{practice_id}'")}
+        for record in truth[collection]:
+            row = rows[str(record[id_field])]
+            for column, read in TYPED[table].items():
+                stored = row[column]
+                if column == "local_time":
+                    stored = stored.isoformat() if stored is not None else None
+                assert stored == read(record), f"{table} {record[id_field]} {column}"
+
+
 def test_full_sync_equals_ground_truth_on_postgres(pg: Harness) -> None:
     results = pg.sync()
     assert {r.status for r in results} == {"succeeded"}
     assert_matches_truth(pg)
+    assert_typed_columns_match(pg)
     truth = pg.server.truth(PRACTICE)
     cancelled = [a for a in truth["appointments"] if a["appointmentstatus"] == "x"]
     assert cancelled, "the sandbox serves cancelled appointments"
