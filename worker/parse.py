@@ -14,6 +14,7 @@ gap, like a wall clock would be (02:30 EST == 03:30 EDT).
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, date, datetime, time
 from functools import lru_cache
@@ -119,6 +120,9 @@ def parse_bool(value: Any, field: str, *, required: bool = False) -> bool | None
     raise BadRecord(f"{field} is not a boolean", field)
 
 
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
 def parse_int(value: Any, field: str, *, required: bool = False) -> int | None:
     """A whole number given as a JSON number or a numeric string."""
     if _missing(value):
@@ -126,13 +130,18 @@ def parse_int(value: Any, field: str, *, required: bool = False) -> int | None:
         return None
     if isinstance(value, bool):
         raise BadRecord(f"{field} is a boolean, not a whole number", field)
+    number: int | None = None
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and _INT.fullmatch(value.strip()):
-        return int(value.strip())
-    raise BadRecord(f"{field} is not a whole number", field)
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and _INT.fullmatch(value.strip()):
+        number = int(value.strip())
+    if number is None:
+        raise BadRecord(f"{field} is not a whole number", field)
+    if not INT32_MIN <= number <= INT32_MAX:
+        raise BadRecord(f"{field} is out of range for a whole-number column", field)
+    return number
 
 
 def parse_float(value: Any, field: str, *, required: bool = False) -> float | None:
@@ -140,14 +149,17 @@ def parse_float(value: Any, field: str, *, required: bool = False) -> float | No
     if _missing(value):
         _required(field, required)
         return None
+    number: float | None = None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
+        number = float(value)
+    elif isinstance(value, str):
         try:
-            return float(value.strip())
+            number = float(value.strip())
         except ValueError:
-            pass
-    raise BadRecord(f"{field} is not a number", field)
+            number = None
+    if number is None or not math.isfinite(number):
+        raise BadRecord(f"{field} is not a number", field)
+    return number
 
 
 @overload

@@ -66,10 +66,12 @@ def _day(text: str) -> date:
 class Harness:
     """A sandbox, a database and a way to run syncs against them."""
 
-    def __init__(self, server: SandboxServer, database_url: str) -> None:
+    def __init__(
+        self, server: SandboxServer, database_url: str, settings: Settings | None = None
+    ) -> None:
         self.server = server
         self.database_url = database_url
-        self.settings = settings_for(server, database_url)
+        self.settings = settings or settings_for(server, database_url)
         self.engine = make_engine(database_url)
 
     def sync(

@@ -87,6 +87,7 @@ REQUEST_CLASSES = (
     "paging",
     "retries_exhausted",
     "retriable",
+    "internal_error",
     "task_failed",
 )
 
@@ -209,7 +210,7 @@ def add_record_letters(
                 "error_class": "bad_record",
                 "error_message": letter.reason[:2000],
                 "record": _as_object(letter.record),
-                "record_id": letter.record_id,
+                "record_id": _storable(letter.record_id),
                 "attempts": 1,
                 "first_failed_at": now,
                 "last_failed_at": now,
@@ -229,9 +230,21 @@ def add_record_letters(
     return count
 
 
+def _storable(value: Any) -> Any:
+    """The value with NUL characters (which Postgres text and JSONB refuse) made visible."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value
+
+
 def _as_object(record: Any) -> dict[str, Any]:
     """Records are stored as JSON objects; a non-object record is wrapped, not dropped."""
-    return record if isinstance(record, dict) else {"value": record}
+    stored = _storable(record)
+    return stored if isinstance(stored, dict) else {"value": stored}
 
 
 def resolve_record_letters(

@@ -19,11 +19,11 @@ from models import DeadLetter
 from tasks import get_resource as resource_for
 from worker.athena.client import AthenaClient, Page
 from worker.settings import Settings
-from worker.sync.deadletters import add_record_letters, resolve_record_letters
+from worker.sync.deadletters import BadRecordLetter, add_record_letters, resolve_record_letters
 from worker.sync.pages import MappedPage, map_records
 from worker.sync.runs import Counts, save_progress, utcnow
 from worker.sync.units import Unit
-from worker.sync.upsert import mark_missing, upsert_page
+from worker.sync.upsert import UpsertCounts, mark_missing, upsert_page
 
 log = structlog.get_logger()
 
@@ -87,12 +87,8 @@ def pages(job: Job, params: dict[str, Any]) -> Iterator[Page]:
 def write_page(job: Job, session: Session, page: Page, mapped: MappedPage) -> None:
     """Rows, dead letters and counters of one page, in the caller's transaction."""
     unit, counts = job.unit, job.counts
-    resource = resource_for(unit.resource)
     now = job.ctx.clock()
-    result = upsert_page(
-        session, resource.model, mapped.rows, run_id=job.run_id, now=now,
-        guard_column=resource.guard_column,
-    )  # fmt: skip
+    result = _upsert(job, session, mapped, now)
     counts.fetched += len(page.records)
     counts.inserted += result.inserted
     counts.updated += result.updated
@@ -116,6 +112,45 @@ def write_page(job: Job, session: Session, page: Page, mapped: MappedPage) -> No
         job.ctx.on_progress(unit, counts)
 
 
+REFUSED = (sa.exc.DataError, sa.exc.IntegrityError)
+
+
+def _upsert(job: Job, session: Session, mapped: MappedPage, now: datetime) -> UpsertCounts:
+    """The page in one statement; if Postgres refuses a value in it (a NUL character, a number
+    too large), find the refused rows one by one in savepoints and dead-letter only them."""
+    resource = resource_for(job.unit.resource)
+    options: dict[str, Any] = {
+        "run_id": job.run_id, "now": now, "guard_column": resource.guard_column,
+    }  # fmt: skip
+    if session.get_bind().dialect.name != "postgresql":
+        return upsert_page(session, resource.model, mapped.rows, **options)
+    try:
+        with session.begin_nested():
+            return upsert_page(session, resource.model, mapped.rows, **options)
+    except REFUSED:
+        log.warning("sync.page_refused", rows=len(mapped.rows))
+    total = UpsertCounts()
+    for row, record in zip(list(mapped.rows), list(mapped.sources), strict=True):
+        try:
+            with session.begin_nested():
+                total += upsert_page(session, resource.model, [row], **options)
+        except REFUSED as exc:
+            ident = str(row[resource.key_column])
+            reason = f"the database refused the record ({db_reason(exc)})"
+            mapped.bad.append(BadRecordLetter(record, ident, reason))
+            mapped.good_ids.remove(ident)
+    return total
+
+
+def db_reason(exc: sa.exc.DBAPIError) -> str:
+    """The driver's error class and SQLSTATE, never its message (it quotes the data)."""
+    orig = exc.orig
+    state = getattr(orig, "sqlstate", None) or getattr(
+        getattr(orig, "diag", None), "sqlstate", None
+    )
+    return f"{type(orig).__name__}, SQLSTATE {state}" if state else type(orig).__name__
+
+
 def map_page(job: Job, records: list[Any], context: dict[str, Any]) -> MappedPage:
     resource = resource_for(job.unit.resource)
     return map_records(
@@ -133,15 +168,30 @@ def read_then_mark(
     """Read every page, then mark deleted what the complete read did not see.
 
     The marking is only reached after the last page: a partial read (an error part-way) raises
-    out of the loop and never marks anything.
+    out of the loop and never marks anything. Offset paging over data that changes while it is
+    read can skip a live row (a deletion upstream shifts every later row back), so marking also
+    needs the listing to have held still: every page reported the same ``totalcount`` and the
+    rows read add up to it. Otherwise marking waits for the next complete read.
     """
     seen: set[str] = set()
+    totals: set[int | None] = set()
+    read = 0
     for page in pages(job, params):
         mapped = mapper(page.records)
         seen |= mapped.seen_ids
+        totals.add(page.totalcount)
+        read += len(page.records)
         with job.ctx.sessions.begin() as session:
             write_page(job, session, page, mapped)
+    if totals != {read}:
+        log.warning(
+            "sync.deletions_deferred", totalcounts=sorted(str(t) for t in totals), read=read,
+            reason="the listing changed or gave no totalcount while it was read",
+        )  # fmt: skip
+        return
     with job.ctx.sessions.begin() as session:
+        if job.ctx.on_progress is not None:
+            job.ctx.on_progress(job.unit, job.counts)  # the lease check, before marking
         job.counts.deleted += mark_missing(
             session, model, practice_id=job.unit.practice_id, seen_ids=seen,
             scope_filter=scope, now=job.ctx.clock(), run_id=job.run_id,

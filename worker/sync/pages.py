@@ -15,6 +15,8 @@ class MappedPage:
     """The good rows of a page, its bad records, and every id it named (good or bad)."""
 
     rows: list[dict[str, Any]] = field(default_factory=list)
+    sources: list[Any] = field(default_factory=list)
+    """The record each row was mapped from (same order), for dead-lettering a refused row."""
     bad: list[BadRecordLetter] = field(default_factory=list)
     seen_ids: set[str] = field(default_factory=set)
     good_ids: list[str] = field(default_factory=list)
@@ -22,6 +24,7 @@ class MappedPage:
     def extend(self, other: MappedPage) -> None:
         """Append another mapped page's results to this one."""
         self.rows += other.rows
+        self.sources += other.sources
         self.bad += other.bad
         self.seen_ids |= other.seen_ids
         self.good_ids += other.good_ids
@@ -46,5 +49,6 @@ def map_records(
             page.bad.append(BadRecordLetter(record, ident, str(exc), exc.field))
             continue
         page.rows.append(row)
+        page.sources.append(record)
         page.good_ids.append(str(row[key]))
     return page

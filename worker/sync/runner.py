@@ -6,9 +6,12 @@ replay can run it again; the other units are never affected.
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 import structlog
 
 from worker.athena.errors import AthenaError, AuthError, RetriableError
+from worker.leases import LeaseLost
+from worker.logging import safe_summary
 from worker.sync.appointments import sync_appointments
 from worker.sync.deadletters import RequestFailure, add_request_letter, resolve_unit_letters
 from worker.sync.job import Job, ProgressHook, SyncContext, has_open_record_letters
@@ -43,15 +46,15 @@ def run_unit(ctx: SyncContext, unit: Unit) -> RunResult:
     except AthenaError as exc:
         job.count_calls()
         return _fail(job, exc)
-    except Exception as exc:
+    except LeaseLost as exc:
         job.count_calls()
         with ctx.sessions.begin() as session:
-            finish_run(
-                session, run_id, job.counts, status="failed", now=ctx.clock(),
-                error=f"internal error: {type(exc).__name__}: {exc}"[:2000],
-            )  # fmt: skip
-        log.exception("sync.unit_crashed", unit=unit.key)
-        raise
+            finish_run(session, run_id, job.counts, status="skipped", now=ctx.clock(),
+                       error=str(exc))  # fmt: skip
+        return RunResult(unit, run_id, "skipped", job.counts, error=str(exc))
+    except Exception as exc:
+        job.count_calls()
+        return _crash(job, exc)
     finally:
         structlog.contextvars.unbind_contextvars("run_id", "resource", "practice_id")
     job.count_calls()
@@ -61,6 +64,30 @@ def run_unit(ctx: SyncContext, unit: Unit) -> RunResult:
         resolve_unit_letters(session, unit, run_id=run_id, now=ctx.clock())
     log.info("sync.unit_finished", unit=unit.key, status=status, **job.counts.as_dict())
     return RunResult(unit, run_id, status, job.counts)
+
+
+def _crash(job: Job, exc: Exception) -> RunResult:
+    """An unexpected error ends this unit only: kept as an ``internal_error`` letter holding the
+    unit (replayable once fixed); its summary names the error type and where, never the
+    message (a database error quotes the data it refused)."""
+    unit, ctx = job.unit, job.ctx
+    summary = safe_summary(exc)
+    log.error("sync.unit_crashed", unit=unit.key, error=summary)
+    failure = RequestFailure(
+        resource=unit.resource, practice_id=unit.practice_id, department_id=unit.department_id,
+        path=None, params=job.params, error=None, error_class="internal_error",
+        message=summary, task_name=RUN_UNIT_TASK, task_args=unit.to_json(),
+    )  # fmt: skip
+    with ctx.sessions.begin() as session:
+        add_request_letter(session, failure, run_id=job.run_id, now=ctx.clock())
+        job.counts.dead_lettered += 1
+        finish_run(session, job.run_id, job.counts, status="failed", now=ctx.clock(),
+                   error=summary)  # fmt: skip
+    transient = isinstance(exc, sa.exc.OperationalError)  # e.g. the database restarting
+    return RunResult(
+        unit, job.run_id, "failed", job.counts, error=summary, error_class="internal_error",
+        retriable=transient,
+    )  # fmt: skip
 
 
 def _fail(job: Job, exc: AthenaError) -> RunResult:

@@ -1,0 +1,177 @@
+"""Syncing payloads shaped like the real API's (ATHENA_API.md), served by a scripted server:
+the shapes and misbehaviours our sandbox does not produce."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from tests.athena.conftest import Reply, ScriptedServer, Seen
+from tests.sync.conftest import Harness
+from worker.db import upgrade
+from worker.settings import settings_from_env
+
+# From ATHENA_API.md §2.2-2.5 (recorded shapes).
+DEPARTMENT = {
+    "departmentid": "1", "name": "MAIN ST (HUB)", "patientdepartmentname": "Rome Office",
+    "address": "8762 STONERIDGE CT", "city": "CLAXTON", "state": "GA", "zip": "30417",
+    "phone": "(555) 916-7897", "timezone": -4, "timezoneoffset": -5, "timezonename": "US/Eastern",
+    "doesnotobservedst": False, "providergroupid": "1",
+    "providergroupname": "Downtown Health Group",
+    "servicedepartment": True, "ishospitaldepartment": False, "placeofservicetypeid": "11",
+    "clinicals": "ON", "providerlist": ["68", "69", "75"],
+}  # fmt: skip
+NO_ZONE_NAME = {"departmentid": "2", "name": "DESERT", "timezoneoffset": -7,
+                "doesnotobservedst": True}  # fmt: skip
+PROVIDER = {
+    "providerid": 118, "firstname": "Shayna", "lastname": "Avallone",
+    "displayname": "Shayna Avallone, MD", "npi": 1245319599, "specialty": "Internal Medicine",
+    "providertype": "MD", "providertypeid": "MD", "entitytype": "Person", "billable": True,
+    "schedulingname": "savallone1", "providergrouplist": ["2", "22"],
+    "otherprovideridlist": ["119"],
+    "hideinportal": False, "createencounteroncheckin": True,
+}  # fmt: skip
+SPARSE_PROVIDER = {"providerid": "120", "firstname": "Only", "lastname": "Names"}
+APPOINTMENT_TYPE = {
+    "appointmenttypeid": 82, "name": "Any 15", "shortname": "ANY5", "duration": 15,
+    "patientdisplayname": "Established Patient", "generic": True, "patient": True,
+    "templatetypeonly": False, "createencounteroncheckin": True,
+}  # fmt: skip
+APPOINTMENT = {
+    "appointmentid": "1115851", "date": "06/01/2020", "starttime": "08:00", "duration": 15,
+    "appointmentstatus": "f", "departmentid": "1", "providerid": "69", "hl7providerid": 69,
+    "patientid": "7895", "appointmenttypeid": "82", "appointmenttype": "Any 15",
+    "patientappointmenttypename": "Any 15", "lastmodified": "06/02/2020 17:30:37",
+    "lastmodifiedby": "API-15378", "scheduleddatetime": "06/02/2020 17:30:37",
+    "scheduledby": "API-15378", "templateappointmentid": "1115851",
+    "templateappointmenttypeid": "82", "copay": 0, "chargeentrynotrequired": False,
+    "coordinatorenterprise": False,
+}  # fmt: skip
+
+
+def appointment(ident: str, **changes: Any) -> dict[str, Any]:
+    record = copy.deepcopy(APPOINTMENT)
+    record.update(appointmentid=ident, templateappointmentid=ident, **changes)
+    return record
+
+
+class FakeAthena:
+    """Listings served with real paging (limit/offset/totalcount/next), editable per test."""
+
+    def __init__(self, server: ScriptedServer) -> None:
+        self.server = server
+        self.listings: dict[str, list[Any]] = {
+            "departments": [DEPARTMENT, NO_ZONE_NAME],
+            "providers": [PROVIDER, SPARSE_PROVIDER],
+            "appointmenttypes": [APPOINTMENT_TYPE],
+        }
+        self.appointments: dict[str, list[Any]] = {"1": [], "2": []}
+        self.after_first_page: list[Any] | None = None
+        for name in self.listings:
+            server.api(f"/{name}", self._listing(name))
+        server.api("/appointments/booked", self._booked)
+
+    def _page(self, collection: str, rows: list[Any], seen: Seen) -> Reply:
+        limit, offset = int(seen.query.get("limit", 1000)), int(seen.query.get("offset", 0))
+        body: dict[str, Any] = {"totalcount": len(rows), collection: rows[offset : offset + limit]}
+        if offset + limit < len(rows):
+            body["next"] = f"/v1/195900{seen.path.split('195900', 1)[1]}?offset={offset + limit}"
+        return Reply(body=body)
+
+    def _listing(self, name: str) -> Any:
+        return lambda seen: self._page(name, self.listings[name], seen)
+
+    def _booked(self, seen: Seen) -> Reply:
+        rows = self.appointments[seen.query["departmentid"]]
+        if int(seen.query.get("offset", 0)) > 0 and self.after_first_page is not None:
+            rows = self.after_first_page  # an upstream deletion between two pages
+        return self._page("appointments", rows, seen)
+
+
+@pytest.fixture
+def fake(fresh_pg_url: str) -> Iterator[tuple[FakeAthena, Harness]]:
+    server = ScriptedServer()
+    server.start()
+    upgrade(fresh_pg_url)
+    settings = settings_from_env({
+        "DATABASE_URL": fresh_pg_url, "ATHENA_BASE_URL": server.url,
+        "ATHENA_CLIENT_ID": "sandbox-client", "ATHENA_CLIENT_SECRET": "sandbox-secret",
+        "ATHENA_RATE_LIMIT_RPS": "1000", "ATHENA_RATE_LIMIT_BURST": "1000",
+        "ATHENA_MAX_ATTEMPTS": "1", "ATHENA_PAGE_LIMIT": "2",
+    })  # fmt: skip
+    harness = Harness(None, fresh_pg_url, settings)  # type: ignore[arg-type]  # no sandbox
+    try:
+        yield FakeAthena(server), harness
+    finally:
+        harness.engine.dispose()
+        server.stop()
+
+
+def _sync(h: Harness, resources: str = "all", mode: str = "incremental") -> list[Any]:
+    from worker.runtime import open_runtime
+    from worker.sync.orchestrate import SyncRequest, expand_resources, run_request
+
+    runtime = open_runtime(h.settings)
+    try:
+        request = SyncRequest(
+            expand_resources([resources]), ("195900",), mode,
+            datetime(2020, 6, 1).date(), datetime(2020, 6, 20).date(),
+        )  # fmt: skip
+        return run_request(runtime.context(), request)
+    finally:
+        runtime.close()
+
+
+def test_real_shapes_land_and_values_the_database_refuses_are_dead_lettered(
+    fake: tuple[FakeAthena, Harness],
+) -> None:
+    api, h = fake
+    api.appointments["1"] = [
+        appointment("1115851"),
+        appointment("1115852", appointmenttype="Any\u000015"),  # Postgres refuses NUL
+        appointment("1115853", duration="3000000000"),  # too large for the column
+        appointment("1115854", starttime="09:30"),
+    ]
+    api.appointments["2"] = [appointment("2000001", departmentid="2", starttime="10:00")]
+    results = _sync(h)
+    assert {r.status for r in results} <= {"succeeded", "partial"}, [r.error for r in results]
+    providers = {r["provider_id"]: r for r in h.rows("providers")}
+    assert providers["118"]["npi"] == "1245319599"
+    assert providers["120"]["first_name"] == "Only" and providers["120"]["npi"] is None
+    rows = {r["appointment_id"]: r for r in h.rows("appointments")}
+    assert set(rows) == {"1115851", "1115854", "2000001"}
+    assert rows["1115851"]["start_at"] == datetime(2020, 6, 1, 12, 0, tzinfo=UTC)  # 08:00 EDT
+    assert rows["1115851"]["last_modified_at"] == datetime(2020, 6, 2, 21, 30, 37, tzinfo=UTC)
+    assert rows["2000001"]["timezone_name"] == "America/Phoenix"
+    assert rows["2000001"]["start_at"] == datetime(2020, 6, 1, 17, 0, tzinfo=UTC)
+    letters = {d["record_id"]: d for d in h.rows("dead_letters")}
+    assert set(letters) == {"1115852", "1115853"}
+    assert "database refused" in letters["1115852"]["error_message"]
+    assert "\u0000" not in str(letters["1115852"]["record"])
+    assert "out of range" in letters["1115853"]["error_message"]
+    summaries = " ".join(r["error_summary"] or "" for r in h.rows("sync_runs"))
+    assert "Any" not in summaries and "INSERT" not in summaries
+
+
+def test_reconcile_does_not_mark_deletions_when_the_listing_moved_under_it(
+    fake: tuple[FakeAthena, Harness],
+) -> None:
+    api, h = fake
+    rows = [appointment(f"100{i}") for i in range(1, 7)]
+    api.appointments["1"] = rows
+    _sync(h)
+    assert len(h.rows("appointments", "deleted_at IS NULL")) == 6
+    # 1001 is deleted upstream after page 1 was read: every later row shifts back by one.
+    api.after_first_page = rows[1:]
+    moved = _sync(h, "appointments", "reconcile")
+    assert sum(r.counts.deleted for r in moved) == 0, "no marking after an unstable read"
+    assert len(h.rows("appointments", "deleted_at IS NULL")) == 6
+    api.appointments["1"], api.after_first_page = rows[1:], None
+    stable = _sync(h, "appointments", "reconcile")
+    assert sum(r.counts.deleted for r in stable) == 1
+    gone = h.rows("appointments", "deleted_at IS NOT NULL")
+    assert [r["appointment_id"] for r in gone] == ["1001"]

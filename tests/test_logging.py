@@ -1,0 +1,56 @@
+"""Logs never carry payloads, secrets or database error text, in either format."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import sqlalchemy as sa
+import structlog
+
+from worker.logging import configure_logging, safe_summary
+from worker.settings import settings_from_env
+
+SECRET_RECORD = {"patientid": "7895", "firstname": "Zoë-secret-name"}
+
+
+def _database_error() -> sa.exc.DataError:
+    engine = sa.create_engine("sqlite://")
+    try:
+        raise sa.exc.DataError(
+            "INSERT INTO appointments VALUES (%(payload)s)", {"payload": str(SECRET_RECORD)},
+            ValueError("invalid input: Zoë-secret-name"),
+        )  # fmt: skip
+    except sa.exc.DataError as exc:
+        return exc
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("fmt", ["console", "json"])
+def test_a_crash_is_logged_without_locals_messages_or_sql(fmt: str) -> None:
+    stream = io.StringIO()
+    configure_logging(settings_from_env({"LOG_FORMAT": fmt}), stream=stream)
+    try:
+        access_token = "tok-should-not-appear"  # a local in the crashing frame
+        record = SECRET_RECORD
+        assert access_token and record
+        raise _database_error()
+    except sa.exc.DataError:
+        structlog.get_logger().exception("sync.unit_crashed", unit="providers:195900:full")
+    finally:
+        structlog.reset_defaults()
+    output = stream.getvalue()
+    assert "sync.unit_crashed" in output and "DataError" in output
+    for leak in ("Zoë-secret-name", "tok-should-not-appear", "INSERT INTO", "7895"):
+        assert leak not in output, leak
+    assert "test_logging.py" in output, "frames (file:line) are kept for debugging"
+
+
+def test_safe_summary_keeps_our_own_messages_and_drops_driver_text() -> None:
+    from worker.athena.errors import RetriableError
+
+    ours = RetriableError("giving up after 5 attempts", status=502, path="/providers")
+    assert "giving up after 5 attempts" in safe_summary(ours)
+    theirs = safe_summary(_database_error())
+    assert theirs.startswith("DataError(ValueError) at ") and "secret" not in theirs
