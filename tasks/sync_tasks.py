@@ -26,6 +26,7 @@ from redis import Redis
 from worker.app import TASKS, require_redis_url, task
 from worker.app import retry_cap_seconds as cap_of
 from worker.leases import Leases
+from worker.logging import safe_summary
 from worker.runtime import Runtime, open_runtime
 from worker.settings import load_settings
 from worker.sync import runner
@@ -112,10 +113,19 @@ def record_task_failure(
         practice_id=str(unit.get("practice_id") or kwargs.get("practice_id") or ""),
         department_id=unit.get("department_id"),
         path=None, params={}, error=None, error_class="task_failed",
-        message=f"{name}: {type(exc).__name__}: {exc}", task_name=name, task_args=task_args,
+        message=f"{name}: {safe_summary(exc)}", task_name=name, task_args=task_args,
+        identity=_identity(unit, task_args),
     )  # fmt: skip
     with process_state().runtime.sessions.begin() as session:
         add_request_letter(session, failure, run_id=None, now=utcnow())
+
+
+def _identity(unit: dict[str, Any], task_args: dict[str, Any]) -> dict[str, Any]:
+    """The unit's identity (an incremental unit's moving window left out) when it parses."""
+    try:
+        return {"unit": Unit.from_json(unit).identity()} if unit else task_args
+    except (KeyError, TypeError, ValueError):
+        return task_args
 
 
 def _joined(resources: Any) -> str | None:

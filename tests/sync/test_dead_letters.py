@@ -235,3 +235,29 @@ def test_a_letter_is_marked_replayed_while_its_unit_runs(pg: Harness) -> None:
     assert seen == ["replayed"]
     assert [o.result for o in outcomes] == ["resolved"]
     assert h.rows("dead_letters")[0]["state"] == "resolved"
+
+
+def test_an_incremental_unit_failing_on_two_days_keeps_one_letter(pg: Harness) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from worker.runtime import open_runtime
+    from worker.sync.orchestrate import SyncRequest, run_request
+
+    h = pg
+    h.sync("departments")
+    h.server.set_faults(FaultConfig(error_rate=1.0, seed=4))
+    runtime = open_runtime(h.settings)
+    try:
+        for day in (0, 1):  # the default horizon moves with "today"
+            ctx = runtime.context()
+            ctx.clock = lambda day=day: datetime.now(UTC) + timedelta(days=day)  # type: ignore[misc]
+            run_request(ctx, SyncRequest(("appointments",), (PRACTICE,), "incremental"))
+        letters = h.rows("dead_letters")
+        assert letters and {d["attempts"] for d in letters} == {2}, "one letter per department"
+        h.server.set_faults(FaultConfig())
+        ctx = runtime.context()
+        ctx.clock = lambda: datetime.now(UTC) + timedelta(days=2)  # type: ignore[misc]
+        run_request(ctx, SyncRequest(("appointments",), (PRACTICE,), "incremental"))
+    finally:
+        runtime.close()
+    assert {d["state"] for d in h.rows("dead_letters")} == {"resolved"}

@@ -39,6 +39,8 @@ class RequestFailure:
     department_id: str | None = None
     task_name: str | None = None
     task_args: Mapping[str, Any] | None = None
+    identity: Mapping[str, Any] | None = None
+    """What makes a repeat of this failure the same letter (default: task_args)."""
 
 
 def clean_params(params: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -105,8 +107,8 @@ def request_key(
 
 def resolve_unit_letters(session: Session, unit: Unit, *, run_id: int, now: datetime) -> int:
     """A unit that just succeeded resolves the open request letters it left behind."""
-    identities = [(c, unit.to_json()) for c in REQUEST_CLASSES if c != "task_failed"]
-    identities.append(("task_failed", {"unit": unit.to_json()}))
+    identities = [(c, unit.identity()) for c in REQUEST_CLASSES if c != "task_failed"]
+    identities.append(("task_failed", {"unit": unit.identity()}))
     keys = [
         request_key(unit.resource, unit.practice_id, unit.department_id, identity, error_class)
         for error_class, identity in identities
@@ -130,7 +132,7 @@ def add_request_letter(
     # The unit of work (task_args) identifies a failure, not the exact query or status: an
     # incremental unit's startlastmodified moves between attempts, a 502 may follow a 503, and
     # each attempt must bump one letter.
-    identity = failure.task_args or {"path": failure.path, "params": params}
+    identity = failure.identity or failure.task_args or {"path": failure.path, "params": params}
     key = request_key(
         failure.resource, failure.practice_id, failure.department_id, identity,
         failure.error_class,

@@ -77,6 +77,7 @@ def _crash(job: Job, exc: Exception) -> RunResult:
         resource=unit.resource, practice_id=unit.practice_id, department_id=unit.department_id,
         path=None, params=job.params, error=None, error_class="internal_error",
         message=summary, task_name=RUN_UNIT_TASK, task_args=unit.to_json(),
+        identity=unit.identity(),
     )  # fmt: skip
     with ctx.sessions.begin() as session:
         add_request_letter(session, failure, run_id=job.run_id, now=ctx.clock())
@@ -105,6 +106,7 @@ def _fail(job: Job, exc: AthenaError) -> RunResult:
         message=str(exc),
         task_name=RUN_UNIT_TASK,
         task_args=unit.to_json(),
+        identity=unit.identity(),
     )
     with ctx.sessions.begin() as session:
         add_request_letter(session, failure, run_id=job.run_id, now=ctx.clock())

@@ -31,13 +31,27 @@ class Unit:
 
     @property
     def key(self) -> str:
-        """A stable name for this unit (leases, logs, dedup keys)."""
+        """A stable name for this unit (leases, logs).
+
+        An incremental read's horizon moves with the calendar but it is still the same work on
+        the same watermark, so its window is not part of its name.
+        """
         parts = [self.resource, self.practice_id, self.mode]
         if self.department_id is not None:
             parts.append(f"dept={self.department_id}")
-        if self.window_start is not None and self.window_end is not None:
+        windowed = self.mode != "incremental"
+        if windowed and self.window_start is not None and self.window_end is not None:
             parts.append(f"{self.window_start.isoformat()}..{self.window_end.isoformat()}")
         return ":".join(parts)
+
+    def identity(self) -> dict[str, Any]:
+        """What makes two failures "the same" (dead-letter dedup): the unit without the moving
+        horizon of an incremental read."""
+        data = self.to_json()
+        if self.mode == "incremental":
+            data.pop("window_start")
+            data.pop("window_end")
+        return data
 
     def to_json(self) -> dict[str, Any]:
         """JSON-safe arguments (Celery task args, dead-letter task_args)."""
