@@ -150,7 +150,15 @@ def run_unit(self: Any, unit: dict[str, Any], run_group: str | None = None) -> d
     """Run one unit of work under its lease; a retriable failure becomes a Celery retry."""
     state = process_state()
     ctx = state.runtime.context(run_group=run_group, task_id=self.request.id)
-    result = run_leased(ctx, state.leases, Unit.from_json(unit))
+    parsed = Unit.from_json(unit)
+    holder = state.leases.holder(parsed.key)
+    if holder is not None and holder.owner == self.request.id:
+        # This very task was running in a pool process that died (its message came back at
+        # once): wait out the dead holder's lease instead of skipping our own work.
+        countdown = holder.ttl_ms / 1000 + random.uniform(1, 5)
+        log.info("task.redelivered_waiting", unit=parsed.key, countdown=round(countdown, 1))
+        raise self.retry(countdown=countdown, max_retries=None)
+    result = run_leased(ctx, state.leases, parsed)
     settings = ctx.settings
     if result.retriable and self.request.retries < settings.task_max_retries:
         countdown = retry_countdown(

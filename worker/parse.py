@@ -261,8 +261,8 @@ _US_ZONES: dict[tuple[int, bool], str] = {
 }
 
 
-def zone_from_offset(standard_offset: int | None, observes_dst: bool | None) -> str | None:
-    """A US zone for a department that sends ``timezoneoffset`` but no ``timezonename``."""
+def zone_from_offset(standard_offset: int | None, observes_dst: bool) -> str | None:
+    """A US zone for a department that sends ``timezoneoffset`` but no usable ``timezonename``."""
     if standard_offset is None:
         return None
-    return _US_ZONES.get((standard_offset, observes_dst is not False))
+    return _US_ZONES.get((standard_offset, observes_dst))

@@ -280,6 +280,6 @@ def test_zone_from_offset_names_us_zones_and_refuses_to_guess() -> None:
 
     assert zone_from_offset(-5, True) == "America/New_York"
     assert zone_from_offset(-7, False) == "America/Phoenix"
-    assert zone_from_offset(-7, None) == "America/Denver"
+    assert zone_from_offset(-7, True) == "America/Denver"
     assert zone_from_offset(3, True) is None
     assert zone_from_offset(None, True) is None

@@ -175,3 +175,22 @@ def test_reconcile_does_not_mark_deletions_when_the_listing_moved_under_it(
     assert sum(r.counts.deleted for r in stable) == 1
     gone = h.rows("appointments", "deleted_at IS NOT NULL")
     assert [r["appointment_id"] for r in gone] == ["1001"]
+
+
+def test_zone_fallback_needs_the_dst_flag_and_ignores_unknown_names(
+    fake: tuple[FakeAthena, Harness],
+) -> None:
+    api, h = fake
+    api.listings["departments"] = [
+        {**DEPARTMENT, "timezonename": "Mars/Olympus_Mons"},  # unknown name, offset -5 + DST
+        {"departmentid": "2", "name": "NO FLAG", "timezoneoffset": -7},  # Denver or Phoenix?
+    ]
+    api.appointments["1"] = [appointment("1115851")]
+    api.appointments["2"] = [appointment("2000001", departmentid="2")]
+    _sync(h)
+    rows = {r["appointment_id"]: r for r in h.rows("appointments")}
+    assert rows["1115851"]["timezone_name"] == "America/New_York"
+    assert "2000001" not in rows, "no guessing between Denver and Phoenix"
+    letters = h.rows("dead_letters")
+    assert [d["record_id"] for d in letters] == ["2000001"]
+    assert "time zone" in letters[0]["error_message"]

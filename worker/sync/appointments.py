@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from models import Appointment, Department
 from tasks import get_resource as resource_for
-from worker.parse import to_eastern_param, zone_from_offset
+from worker.parse import BadRecord, to_eastern_param, zone_from_offset, zone_info
 from worker.sync import state
 from worker.sync.job import Job, map_page, pages, read_then_mark, write_page
 from worker.sync.units import Unit, split_windows
@@ -24,8 +24,9 @@ from worker.sync.units import Unit, split_windows
 def department_zones(session: Session, practice_id: str) -> dict[str, str]:
     """Department id -> IANA zone name, from the departments already synced.
 
-    A department without ``timezonename`` falls back to the US zone its standard offset and DST
-    flag name; one with neither is left out, so its appointments are dead-lettered, not guessed.
+    A department whose ``timezonename`` is missing or unknown falls back to the US zone its
+    standard offset and DST flag name (both must be present); otherwise it is left out, so its
+    appointments are dead-lettered, not stored at a guessed instant.
     """
     rows = session.execute(
         sa.select(
@@ -36,10 +37,21 @@ def department_zones(session: Session, practice_id: str) -> dict[str, str]:
         ).where(Department.practice_id == practice_id)
     )
     zones = {
-        str(dept): name or zone_from_offset(offset, None if no_dst is None else not no_dst)
+        str(dept): (name if _known_zone(name) else None)
+        or (None if no_dst is None else zone_from_offset(offset, not no_dst))
         for dept, name, offset, no_dst in rows
     }
     return {dept: zone for dept, zone in zones.items() if zone}
+
+
+def _known_zone(name: str | None) -> bool:
+    if not name:
+        return False
+    try:
+        zone_info(name)
+    except BadRecord:
+        return False
+    return True
 
 
 def _appointment_params(unit: Unit, start: date, end: date) -> dict[str, Any]:
