@@ -261,3 +261,28 @@ def test_an_incremental_unit_failing_on_two_days_keeps_one_letter(pg: Harness) -
     finally:
         runtime.close()
     assert {d["state"] for d in h.rows("dead_letters")} == {"resolved"}
+
+
+def test_replaying_a_stale_record_never_overwrites_newer_data(pg: Harness) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy.orm import Session
+
+    from worker.sync.deadletters import BadRecordLetter, add_record_letters
+
+    h = pg
+    h.sync()
+    row = h.rows("providers")[0]
+    stale = {**row["raw"], "lastname": "Old-Name"}
+    with Session(h.engine) as session, session.begin():
+        add_record_letters(
+            session, [BadRecordLetter(stale, row["provider_id"], "old mapper bug")],
+            resource="providers", practice_id=PRACTICE, department_id=None, path=None,
+            run_id=None, now=datetime.now(UTC) - timedelta(days=1),
+        )  # fmt: skip
+    outcomes = _replay_all(h)
+    assert [o.result for o in outcomes] == ["superseded"]
+    assert h.rows("providers", f"provider_id = '{row['provider_id']}'")[0]["last_name"] != (
+        "Old-Name"
+    )
+    assert h.rows("dead_letters")[0]["state"] == "resolved"

@@ -156,6 +156,11 @@ def _replay_record(ctx: SyncContext, letter: DeadLetter, *, dry_run: bool) -> Re
                 return ReplayOutcome(letter.id, "record", action, "would fail", str(exc))
             _bump_in(session, letter.id, now=ctx.clock(), message=str(exc))
             return ReplayOutcome(letter.id, "record", action, "failed", str(exc))
+        newer = _superseded(session, resource, row, letter)
+        if newer is not None:
+            if not dry_run:
+                _resolve_in(session, letter.id, now=ctx.clock(), note=f"superseded: {newer}")
+            return ReplayOutcome(letter.id, "record", action, "superseded", newer)
         if dry_run:
             return ReplayOutcome(letter.id, "record", action, "would replay", "record now maps")
         upsert_page(
@@ -164,6 +169,22 @@ def _replay_record(ctx: SyncContext, letter: DeadLetter, *, dry_run: bool) -> Re
         )  # fmt: skip
         _resolve_in(session, letter.id, now=ctx.clock(), note="record re-mapped and stored")
     return ReplayOutcome(letter.id, "record", action, "resolved")
+
+
+def _superseded(
+    session: Session, resource: Any, row: dict[str, Any], letter: DeadLetter
+) -> str | None:
+    """Why the stored snapshot must not be written (a newer sync wrote the row, or the record
+    was deleted upstream since), or None."""
+    key = tuple(row[column.name] for column in resource.model.__table__.primary_key.columns)
+    current = session.get(resource.model, key)
+    if current is None:
+        return None
+    if current.deleted_at is not None:
+        return "the record was deleted upstream since"
+    if current.last_seen_at > letter.last_failed_at:
+        return "a newer version was synced since"
+    return None
 
 
 def _set_state(ctx: SyncContext, letter_id: int, state: str) -> None:
