@@ -141,25 +141,46 @@ def _table_writes(h: Harness) -> dict[str, tuple[int, int]]:
 
 
 def _settled_writes(h: Harness) -> dict[str, tuple[int, int]]:
-    # Backends flush their counters when they exit; wait until two readings agree.
-    h.engine.dispose()
-    previous = _table_writes(h)
-    for _ in range(50):
+    """The counters once the sync's backends (closed with its engine) have flushed them: the
+    canary is sync_runs, whose every row those same backends inserted."""
+    canary = sa.text(
+        "SELECT (SELECT n_tup_ins FROM pg_stat_user_tables WHERE relname = 'sync_runs'), "
+        "(SELECT count(*) FROM sync_runs)"
+    )
+    for _ in range(100):
+        with h.engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_stat_clear_snapshot()"))
+            counted, rows = conn.execute(canary).one()
+        if counted == rows:
+            return _table_writes(h)
         time.sleep(0.1)
-        current = _table_writes(h)
-        if current == previous:
-            return current
-        previous = current
-    return previous
+    raise AssertionError("table statistics were never flushed")
+
+
+def _written_since(h: Harness, xid: int) -> int:
+    """Tuples of the resource tables written by transactions after ``xid`` (any write makes a
+    new tuple version with a new xmin): an independent check of "writes no rows"."""
+    tables = ("providers", "departments", "appointment_types", "appointments")
+    with h.engine.connect() as conn:
+        return sum(
+            conn.execute(
+                sa.text(f"SELECT count(*) FROM {t} WHERE xmin::text::bigint > :xid"), {"xid": xid}
+            ).scalar_one()
+            for t in tables
+        )
 
 
 def test_second_sync_writes_no_rows(pg: Harness) -> None:
     pg.sync()
     before = _settled_writes(pg)
     assert before["appointments"][0] > 0, "the first sync inserted appointments"
+    with pg.engine.begin() as conn:
+        xid = conn.execute(sa.text("SELECT txid_current() % 4294967296")).scalar_one()
+    assert _written_since(pg, xid - 1_000_000) > 0, "the xmin check sees the first sync's rows"
     results = pg.sync(mode="reconcile")
     after = _settled_writes(pg)
     assert after == before, "re-syncing unchanged data wrote rows"
+    assert _written_since(pg, xid) == 0
     assert all(r.counts.inserted == r.counts.updated == r.counts.deleted == 0 for r in results)
     assert sum(r.counts.unchanged for r in results) == sum(r.counts.fetched for r in results)
 
@@ -175,6 +196,13 @@ def test_mutations_are_reflected_by_incremental_then_reconcile(pg: Harness) -> N
     rows = {r["appointment_id"]: r for r in pg.rows("appointments")}
     for ident in _ids(change, "cancelled"):
         assert rows[ident]["status"] == "x"
+    served = {a["appointmentid"]: a for a in pg.server.truth(PRACTICE)["appointments"]}
+    modified = [m["appointmentid"] for m in change["modified"]]
+    assert len(modified) == 4
+    for ident in modified:  # before reconcile: the incremental read alone must carry them
+        assert rows[ident]["raw"] == served[ident]
+        assert rows[ident]["provider_id"] == served[ident]["providerid"]
+        assert rows[ident]["local_time"].strftime("%H:%M") == served[ident]["starttime"]
     for ident in _ids(change, "added"):
         assert ident in rows
     # Deletions are invisible to an incremental read: only reconcile can notice them.
