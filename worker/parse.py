@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any, Literal, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -242,10 +242,20 @@ def parse_athena_datetime(
 
 
 def to_eastern_param(moment: datetime) -> str:
-    """An aware datetime as the API's ``MM/DD/YYYY HH:MM:SS`` US/Eastern query value."""
+    """An aware datetime as the API's ``MM/DD/YYYY HH:MM:SS`` US/Eastern query value.
+
+    The API compares wall-clock times. In the hour that repeats when daylight time ends, a wall
+    time names two instants, and "since 01:45" would skip changes made at 01:10 the second
+    time round; so a moment in the first pass of that hour is sent an hour earlier (a lower
+    bound never skips). A moment in the second pass is exact: every later change is at a later
+    wall time.
+    """
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError("to_eastern_param needs an aware datetime")
-    return moment.astimezone(zone_info(EASTERN)).strftime("%m/%d/%Y %H:%M:%S")
+    local = moment.astimezone(zone_info(EASTERN))
+    if local.fold == 0 and local.replace(fold=1).utcoffset() != local.utcoffset():
+        local = (moment - timedelta(hours=1)).astimezone(zone_info(EASTERN))
+    return local.strftime("%m/%d/%Y %H:%M:%S")
 
 
 # Standard UTC offset (hours) of the US zones athenahealth practices sit in: with DST, without.
