@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from models import AppointmentType
-from tasks.resource import Resource, ensure_object, pick
+from tasks.resource import Resource, ensure_object, pick, tolerant
 from worker.app import task
 from worker.parse import parse_bool, parse_id, parse_int, parse_str
 
@@ -25,9 +25,9 @@ def to_row(record: Mapping[str, Any], *, practice_id: str, **_context: Any) -> d
     return {
         "practice_id": practice_id,
         "appointment_type_id": parse_id(rec.get("appointmenttypeid"), "appointmenttypeid"),
-        **pick(rec, parse_str, TEXT),
-        "duration_minutes": parse_int(rec.get("duration"), "duration"),
-        **pick(rec, parse_bool, FLAGS),
+        **pick(rec, parse_str, TEXT, lenient=True),
+        "duration_minutes": tolerant(parse_int)(rec.get("duration"), "duration"),
+        **pick(rec, parse_bool, FLAGS, lenient=True),
         "raw": record,
     }
 

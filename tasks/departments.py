@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from models import Department
-from tasks.resource import Resource, ensure_object, optional_id, pick
+from tasks.resource import Resource, ensure_object, optional_id, pick, tolerant
 from worker.app import task
 from worker.parse import parse_bool, parse_float, parse_id, parse_int, parse_str, parse_str_list
 
@@ -56,13 +56,13 @@ def to_row(
     return {
         "practice_id": practice_id,
         "department_id": parse_id(rec.get("departmentid"), "departmentid"),
-        **pick(rec, parse_str, TEXT),
-        **pick(rec, optional_id, IDS),
-        **pick(rec, parse_bool, FLAGS),
-        **pick(rec, parse_float, NUMBERS),
-        "timezone_offset": parse_int(rec.get("timezoneoffset"), "timezoneoffset"),
+        **pick(rec, parse_str, TEXT, lenient=True),
+        **pick(rec, optional_id, IDS, lenient=True),
+        **pick(rec, parse_bool, FLAGS, lenient=True),
+        **pick(rec, parse_float, NUMBERS, lenient=True),
+        "timezone_offset": tolerant(parse_int)(rec.get("timezoneoffset"), "timezoneoffset"),
         "hidden": hidden,
-        "provider_ids": parse_str_list(rec.get("providerlist"), "providerlist"),
+        "provider_ids": tolerant(parse_str_list)(rec.get("providerlist"), "providerlist"),
         "raw": record,
     }
 

@@ -45,10 +45,10 @@ def to_row(record: Mapping[str, Any], *, practice_id: str, **_context: Any) -> d
     return {
         "practice_id": practice_id,
         "provider_id": parse_id(rec.get("providerid"), "providerid"),
-        **pick(rec, parse_str, TEXT),
-        **pick(rec, optional_id, IDS),
-        **pick(rec, parse_bool, FLAGS),
-        **pick(rec, parse_str_list, LISTS),
+        **pick(rec, parse_str, TEXT, lenient=True),
+        **pick(rec, optional_id, IDS, lenient=True),
+        **pick(rec, parse_bool, FLAGS, lenient=True),
+        **pick(rec, parse_str_list, LISTS, lenient=True),
         "raw": record,
     }
 

@@ -74,7 +74,28 @@ def optional_id(value: Any, field: str) -> str | None:
 
 
 def pick(
-    record: Mapping[str, Any], parser: Callable[[Any, str], Any], fields: Mapping[str, str]
+    record: Mapping[str, Any],
+    parser: Callable[[Any, str], Any],
+    fields: Mapping[str, str],
+    *,
+    lenient: bool = False,
 ) -> dict[str, Any]:
-    """Parse several optional fields with one parser; ``fields`` maps column -> API field."""
-    return {column: parser(record.get(key), key) for column, key in fields.items()}
+    """Parse several optional fields with one parser; ``fields`` maps column -> API field.
+
+    ``lenient``: a malformed value becomes NULL instead of refusing the whole record (for
+    descriptive fields of reference data; the value stays in ``raw``).
+    """
+    read = tolerant(parser) if lenient else parser
+    return {column: read(record.get(key), key) for column, key in fields.items()}
+
+
+def tolerant(parser: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
+    """The parser, answering None where it would refuse the value."""
+
+    def read(value: Any, field: str) -> Any:
+        try:
+            return parser(value, field)
+        except BadRecord:
+            return None
+
+    return read

@@ -348,19 +348,33 @@ def test_unknown_department_zone_name_is_a_bad_record():
     [
         (providers, {"firstname": "No", "lastname": "Id"}, "providerid"),
         (providers, {"providerid": 1.5}, "providerid"),
-        (providers, {"providerid": 1, "billable": "sometimes"}, "billable"),
-        (providers, {"providerid": 1, "otherprovideridlist": "119"}, "otherprovideridlist"),
         (departments, {"name": "No id"}, "departmentid"),
-        (departments, {"departmentid": "1", "latitude": "north"}, "latitude"),
         (appointment_types, {"appointmenttypeid": None}, "appointmenttypeid"),
-        (appointment_types, {"appointmenttypeid": 82, "duration": "abc"}, "duration"),
     ],
 )
-def test_malformed_reference_records_are_bad_records(module, record, field):
+def test_reference_records_without_a_usable_id_are_bad_records(module, record, field):
     with pytest.raises(BadRecord) as caught:
         module.to_row(record, practice_id=P)
     assert caught.value.field == field
     assert field in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("module", "record", "column"),
+    [
+        (providers, {"providerid": 1, "billable": "sometimes"}, "billable"),
+        (providers, {"providerid": 1, "otherprovideridlist": "119"}, "other_provider_ids"),
+        (providers, {"providerid": 1, "homedepartment": {"name": "x"}}, "home_department"),
+        (departments, {"departmentid": "1", "latitude": "north"}, "latitude"),
+        (departments, {"departmentid": "1", "timezoneoffset": "east"}, "timezone_offset"),
+        (appointment_types, {"appointmenttypeid": 82, "duration": "abc"}, "duration_minutes"),
+    ],
+)
+def test_a_malformed_descriptive_field_of_reference_data_is_stored_as_null(module, record, column):
+    # One odd field must not cost a department (and with it every appointment's time zone).
+    row = module.to_row(record, practice_id=P)
+    assert row[column] is None
+    assert row["raw"] == record
 
 
 @pytest.mark.parametrize("record", [None, "1115851", [APPOINTMENT], 42])
