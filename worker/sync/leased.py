@@ -10,8 +10,8 @@ import structlog
 
 from worker.leases import HeldLease, LeaseLost, Leases
 from worker.sync.job import ProgressHook, SyncContext
-from worker.sync.runner import run_unit
-from worker.sync.runs import Counts, RunResult, record_skipped
+from worker.sync.runner import run_unit, skip_unit
+from worker.sync.runs import Counts, RunResult
 from worker.sync.units import Unit
 
 log = structlog.get_logger()
@@ -25,7 +25,7 @@ def run_leased(ctx: SyncContext, leases: Leases, unit: Unit) -> RunResult:
         if held is None:
             holder = leases.holder(unit.key)
             who = f"task {holder.owner} (token {holder.token})" if holder else "another task"
-            return skip(ctx, unit, f"already running: lease held by {who}")
+            return skip_unit(ctx, unit, f"already running: lease held by {who}")
         log.info("lease.acquired", unit=unit.key, token=held.token)
         try:
             return run_unit(replace(ctx, on_progress=_fenced(held, ctx)), unit)
@@ -48,14 +48,3 @@ def _fenced(held: HeldLease, ctx: SyncContext) -> ProgressHook:
             inner(unit, counts)
 
     return hook
-
-
-def skip(ctx: SyncContext, unit: Unit, reason: str) -> RunResult:
-    """Record a unit that did not run, with the reason."""
-    with ctx.sessions.begin() as session:
-        run_id = record_skipped(
-            session, unit, run_group=ctx.run_group, task_id=ctx.task_id, reason=reason[:2000],
-            now=ctx.clock(),
-        )  # fmt: skip
-    log.info("sync.unit_skipped", unit=unit.key, reason=reason)
-    return RunResult(unit, run_id, "skipped", error=reason)

@@ -16,8 +16,8 @@ import structlog
 
 from models import Department
 from worker.sync.job import SyncContext
-from worker.sync.runner import is_practice_fatal, run_unit
-from worker.sync.runs import RunResult, record_skipped
+from worker.sync.runner import is_practice_fatal, run_unit, skip_unit
+from worker.sync.runs import RunResult
 from worker.sync.units import LISTING_RESOURCES, RESOURCES, Unit, appointment_units
 
 log = structlog.get_logger()
@@ -117,7 +117,7 @@ def run_practice(
     refused: RunResult | None = None
     for unit in practice_units(ctx, request, practice_id):
         if refused is not None:
-            results.append(_skip(ctx, unit, f"practice {practice_id} failed: {refused.error}"))
+            results.append(skip_unit(ctx, unit, f"practice {practice_id} failed: {refused.error}"))
             continue
         result = run(ctx, unit)
         results.append(result)
@@ -125,12 +125,3 @@ def run_practice(
             refused = result
             log.warning("sync.practice_failed", practice_id=practice_id, unit=unit.key)
     return results
-
-
-def _skip(ctx: SyncContext, unit: Unit, reason: str) -> RunResult:
-    with ctx.sessions.begin() as session:
-        run_id = record_skipped(
-            session, unit, run_group=ctx.run_group, task_id=ctx.task_id, reason=reason[:2000],
-            now=ctx.clock(),
-        )  # fmt: skip
-    return RunResult(unit, run_id, "skipped", error=reason)

@@ -16,14 +16,21 @@ from worker.sync.appointments import sync_appointments
 from worker.sync.deadletters import RequestFailure, add_request_letter, resolve_unit_letters
 from worker.sync.job import Job, ProgressHook, SyncContext, has_open_record_letters
 from worker.sync.listings import sync_listing
-from worker.sync.runs import RunResult, finish_run, start_run
+from worker.sync.runs import RunResult, finish_run, record_skipped, start_run
 from worker.sync.units import Unit
 
 log = structlog.get_logger()
 RUN_UNIT_TASK = "tasks.sync_tasks.run_unit"
 
 # Re-exported: callers build a SyncContext and hand it to run_unit.
-__all__ = ["RUN_UNIT_TASK", "ProgressHook", "SyncContext", "is_practice_fatal", "run_unit"]
+__all__ = [
+    "RUN_UNIT_TASK",
+    "ProgressHook",
+    "SyncContext",
+    "is_practice_fatal",
+    "run_unit",
+    "skip_unit",
+]
 
 
 def run_unit(ctx: SyncContext, unit: Unit) -> RunResult:
@@ -127,3 +134,14 @@ def is_practice_fatal(result: RunResult) -> bool:
     if result.status != "failed" or result.error_class is None:
         return False
     return result.error_class == AuthError.error_class or "Invalid practice" in (result.error or "")
+
+
+def skip_unit(ctx: SyncContext, unit: Unit, reason: str) -> RunResult:
+    """Record a unit that did not run (lease held, practice refused), with the reason."""
+    with ctx.sessions.begin() as session:
+        run_id = record_skipped(
+            session, unit, run_group=ctx.run_group, task_id=ctx.task_id, reason=reason[:2000],
+            now=ctx.clock(),
+        )  # fmt: skip
+    log.info("sync.unit_skipped", unit=unit.key, reason=reason)
+    return RunResult(unit, run_id, "skipped", error=reason)
