@@ -220,3 +220,31 @@ def test_retries_then_dead_letter_then_periodic_replay_resolves_it(make_stack):
     open_letters = "SELECT count(*) FROM dead_letters WHERE state <> 'resolved'"
     wait_for(lambda: stack.scalar(open_letters) == 0, 30, "replay", procs=[worker])
     assert stack.scalar("SELECT count(*) FROM providers") == 12
+
+
+def test_a_redelivered_task_waits_out_its_dead_process_lease_instead_of_skipping(make_stack):
+    import json
+    import subprocess
+    import sys
+
+    import redis
+
+    from worker.leases import Leases
+
+    stack = make_stack()
+    # A pool process running task "redelivered-1" died holding the unit's lease (5 s).
+    unit = {"resource": "providers", "practice_id": PRACTICE, "mode": "full"}
+    leases = Leases(
+        redis.Redis.from_url(stack.env["REDIS_URL"]), prefix=stack.env["REDIS_KEY_PREFIX"], ttl=5
+    )
+    assert leases.acquire(Unit.from_json(unit).key, owner="redelivered-1") is not None
+    send = (
+        "from tasks.sync_tasks import run_unit; "
+        f"run_unit.apply_async(args=[{json.dumps(unit)}], task_id='redelivered-1')"
+    )
+    subprocess.run([sys.executable, "-c", send], env=stack.env, cwd=stack.tmp, check=True)
+    worker = stack.start_worker("w1")
+    wait_for(lambda: finished_runs(stack, "providers"), 60, "the redelivered run", procs=[worker])
+    runs = finished_runs(stack, "providers")
+    assert [(r.status, r.task_id) for r in runs] == [("succeeded", "redelivered-1")]
+    assert stack.scalar("SELECT count(*) FROM providers") == 12
