@@ -276,3 +276,12 @@ def zone_from_offset(standard_offset: int | None, observes_dst: bool) -> str | N
     if standard_offset is None:
         return None
     return _US_ZONES.get((standard_offset, observes_dst))
+
+
+def ambiguous_eastern(moment: datetime | None) -> bool:
+    """Whether an instant read from a zoneless Eastern wall time could be either of two (the
+    hour that repeats when daylight time ends; such wall times are read as the first)."""
+    if moment is None:
+        return False
+    local = moment.astimezone(zone_info(EASTERN))
+    return local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset()

@@ -36,3 +36,13 @@ def test_whole_numbers_beyond_the_column_are_bad_records(value: object) -> None:
 def test_non_finite_numbers_are_bad_records(value: object) -> None:
     with pytest.raises(BadRecord):
         parse_float(value, "latitude")
+
+
+def test_ambiguous_eastern_is_only_the_repeated_hour() -> None:
+    from worker.parse import ambiguous_eastern
+
+    assert ambiguous_eastern(datetime(2026, 11, 1, 5, 30, tzinfo=UTC))  # 01:30 EDT
+    assert ambiguous_eastern(datetime(2026, 11, 1, 6, 30, tzinfo=UTC))  # 01:30 EST
+    assert not ambiguous_eastern(datetime(2026, 11, 1, 7, 30, tzinfo=UTC))  # 02:30 EST
+    assert not ambiguous_eastern(datetime(2026, 3, 8, 7, 30, tzinfo=UTC))  # spring forward
+    assert not ambiguous_eastern(None)

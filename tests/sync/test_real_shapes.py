@@ -194,3 +194,22 @@ def test_zone_fallback_needs_the_dst_flag_and_ignores_unknown_names(
     letters = h.rows("dead_letters")
     assert [d["record_id"] for d in letters] == ["2000001"]
     assert "time zone" in letters[0]["error_message"]
+
+
+def test_the_lastmodified_guard_refuses_older_data_except_inside_the_repeated_hour(
+    fake: tuple[FakeAthena, Harness],
+) -> None:
+    api, h = fake
+    api.appointments["1"] = [
+        appointment("1", lastmodified="06/02/2020 17:30:37"),
+        appointment("2", lastmodified="11/01/2026 01:50:00"),  # first pass of the repeated hour
+    ]
+    _sync(h, mode="reconcile")
+    api.appointments["1"] = [
+        appointment("1", lastmodified="06/01/2020 10:00:00", starttime="15:00"),  # older
+        appointment("2", lastmodified="11/01/2026 01:10:00", starttime="15:00"),  # second pass
+    ]
+    _sync(h, "appointments", mode="reconcile")
+    rows = {r["appointment_id"]: r for r in h.rows("appointments")}
+    assert rows["1"]["local_time"].strftime("%H:%M") == "08:00", "older data never wins"
+    assert rows["2"]["local_time"].strftime("%H:%M") == "15:00", "order unknowable: newest read"

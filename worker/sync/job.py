@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from models import DeadLetter
 from tasks import get_resource as resource_for
 from worker.athena.client import AthenaClient, Page
+from worker.parse import ambiguous_eastern
 from worker.settings import Settings
 from worker.sync.deadletters import BadRecordLetter, add_record_letters, resolve_record_letters
 from worker.sync.pages import MappedPage, map_records
@@ -119,27 +120,43 @@ def _upsert(job: Job, session: Session, mapped: MappedPage, now: datetime) -> Up
     """The page in one statement; if Postgres refuses a value in it (a NUL character, a number
     too large), find the refused rows one by one in savepoints and dead-letter only them."""
     resource = resource_for(job.unit.resource)
-    options: dict[str, Any] = {
-        "run_id": job.run_id, "now": now, "guard_column": resource.guard_column,
-    }  # fmt: skip
+    options: dict[str, Any] = {"run_id": job.run_id, "now": now}
     if session.get_bind().dialect.name != "postgresql":
-        return upsert_page(session, resource.model, mapped.rows, **options)
+        return _guarded(session, resource, mapped.rows, options)
     try:
         with session.begin_nested():
-            return upsert_page(session, resource.model, mapped.rows, **options)
+            return _guarded(session, resource, mapped.rows, options)
     except REFUSED:
         log.warning("sync.page_refused", rows=len(mapped.rows))
     total = UpsertCounts()
     for row, record in zip(list(mapped.rows), list(mapped.sources), strict=True):
         try:
             with session.begin_nested():
-                total += upsert_page(session, resource.model, [row], **options)
+                total += _guarded(session, resource, [row], options)
         except REFUSED as exc:
             ident = str(row[resource.key_column])
             reason = f"the database refused the record ({db_reason(exc)})"
             mapped.bad.append(BadRecordLetter(record, ident, reason))
             mapped.good_ids.remove(ident)
     return total
+
+
+def _guarded(
+    session: Session, resource: Any, rows: list[dict[str, Any]], options: dict[str, Any]
+) -> UpsertCounts:
+    """Upsert with the resource's "never older over newer" guard, except for rows whose guard
+    time falls in the repeated fall-back hour: their order cannot be known from a wall-clock
+    ``lastmodified``, so the newest read wins for them."""
+    guard = resource.guard_column
+    if guard is None:
+        return upsert_page(session, resource.model, rows, **options)
+    unordered = [row for row in rows if ambiguous_eastern(row.get(guard))]
+    if not unordered:
+        return upsert_page(session, resource.model, rows, guard_column=guard, **options)
+    ordered = [row for row in rows if not ambiguous_eastern(row.get(guard))]
+    return upsert_page(session, resource.model, ordered, guard_column=guard, **options) + (
+        upsert_page(session, resource.model, unordered, **options)
+    )
 
 
 def db_reason(exc: sa.exc.DBAPIError) -> str:
