@@ -203,13 +203,16 @@ def test_the_lastmodified_guard_refuses_older_data_except_inside_the_repeated_ho
     api.appointments["1"] = [
         appointment("1", lastmodified="06/02/2020 17:30:37"),
         appointment("2", lastmodified="11/01/2026 01:50:00"),  # first pass of the repeated hour
+        appointment("3", lastmodified="12/01/2026 10:00:00"),
     ]
     _sync(h, mode="reconcile")
     api.appointments["1"] = [
         appointment("1", lastmodified="06/01/2020 10:00:00", starttime="15:00"),  # older
-        appointment("2", lastmodified="11/01/2026 01:10:00", starttime="15:00"),  # second pass
+        appointment("2", lastmodified="11/01/2026 01:10:00", starttime="15:00"),  # second pass?
+        appointment("3", lastmodified="11/01/2026 01:30:00", starttime="15:00"),  # older anyway
     ]
     _sync(h, "appointments", mode="reconcile")
     rows = {r["appointment_id"]: r for r in h.rows("appointments")}
     assert rows["1"]["local_time"].strftime("%H:%M") == "08:00", "older data never wins"
-    assert rows["2"]["local_time"].strftime("%H:%M") == "15:00", "order unknowable: newest read"
+    assert rows["2"]["local_time"].strftime("%H:%M") == "15:00", "may be newer: written"
+    assert rows["3"]["local_time"].strftime("%H:%M") == "08:00", "older in every reading"

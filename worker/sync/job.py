@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -144,19 +144,22 @@ def _upsert(job: Job, session: Session, mapped: MappedPage, now: datetime) -> Up
 def _guarded(
     session: Session, resource: Any, rows: list[dict[str, Any]], options: dict[str, Any]
 ) -> UpsertCounts:
-    """Upsert with the resource's "never older over newer" guard, except for rows whose guard
-    time falls in the repeated fall-back hour: their order cannot be known from a wall-clock
-    ``lastmodified``, so the newest read wins for them."""
+    """Upsert with the resource's "never older over newer" guard. A guard time in the hour that
+    repeats when daylight time ends was read as its first pass but may mean the second, an hour
+    later: such a row (rare) is written alone, refused only if the stored time is later still."""
     guard = resource.guard_column
     if guard is None:
         return upsert_page(session, resource.model, rows, **options)
-    unordered = [row for row in rows if ambiguous_eastern(row.get(guard))]
-    if not unordered:
-        return upsert_page(session, resource.model, rows, guard_column=guard, **options)
     ordered = [row for row in rows if not ambiguous_eastern(row.get(guard))]
-    return upsert_page(session, resource.model, ordered, guard_column=guard, **options) + (
-        upsert_page(session, resource.model, unordered, **options)
-    )
+    total = upsert_page(session, resource.model, ordered, guard_column=guard, **options)
+    for row in rows:
+        if ambiguous_eastern(row.get(guard)):
+            ceiling = row[guard] + timedelta(hours=1)
+            total += upsert_page(
+                session, resource.model, [row], guard_column=guard, guard_ceiling=ceiling,
+                **options,
+            )  # fmt: skip
+    return total
 
 
 def db_reason(exc: sa.exc.DBAPIError) -> str:

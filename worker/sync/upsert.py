@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
-from models import BOOKKEEPING_COLUMNS, Base
+from models import BOOKKEEPING_COLUMNS, Base, UTCDateTime
 from worker.sync.dialect import insert_for
 
 # Both drivers cap bind parameters per statement (SQLite 32766, Postgres 65535); a page wider
@@ -104,10 +104,13 @@ def _changed(table: sa.Table, excluded: Any, columns: Sequence[str]) -> sa.Colum
     return sa.or_(*differs, table.c.deleted_at.is_not(None))
 
 
-def _not_older(table: sa.Table, excluded: Any, guard: str) -> sa.ColumnElement[bool]:
-    return sa.or_(
-        excluded[guard].is_(None), table.c[guard].is_(None), excluded[guard] >= table.c[guard]
-    )
+def _not_older(
+    table: sa.Table, excluded: Any, guard: str, ceiling: datetime | None
+) -> sa.ColumnElement[bool]:
+    """The stored guard time is not after the incoming one (or after ``ceiling``, the latest
+    instant the incoming value could stand for, when that is uncertain)."""
+    limit = excluded[guard] if ceiling is None else sa.literal(ceiling, UTCDateTime())
+    return sa.or_(excluded[guard].is_(None), table.c[guard].is_(None), table.c[guard] <= limit)
 
 
 def _json_value(value: Any) -> Any:
@@ -136,6 +139,7 @@ def _statement(
     pk: Sequence[str],
     *,
     guard_column: str | None,
+    guard_ceiling: datetime | None = None,
 ) -> Any:
     """The upsert: the same SQL for every page, compiled once."""
     stmt = insert_for(session, table)
@@ -145,7 +149,7 @@ def _statement(
     excluded = stmt.excluded
     where = _changed(table, excluded, columns)
     if guard_column is not None:
-        where = sa.and_(where, _not_older(table, excluded, guard_column))
+        where = sa.and_(where, _not_older(table, excluded, guard_column, guard_ceiling))
     set_: dict[str, Any] = {name: excluded[name] for name in columns}
     set_.update(
         last_seen_at=excluded.last_seen_at,
@@ -174,11 +178,13 @@ def upsert_page(
     run_id: int | None,
     now: datetime,
     guard_column: str | None = None,
+    guard_ceiling: datetime | None = None,
 ) -> UpsertCounts:
     """Insert new rows, update changed ones, leave identical ones untouched; return the counts.
 
     ``guard_column`` (``"last_modified_at"`` for appointments) makes an older value never
-    overwrite a newer one; rows refused that way count as unchanged.
+    overwrite a newer one; rows refused that way count as unchanged. ``guard_ceiling``, for a
+    page whose guard time is uncertain, is the latest instant it could stand for.
     """
     if not rows:
         return UpsertCounts()
@@ -189,7 +195,9 @@ def upsert_page(
     extra = {"first_seen_at": now, "last_seen_at": now, "deleted_at": None,
              "last_sync_run_id": run_id}  # fmt: skip
     params = [{**row, **extra} for row in page]
-    stmt = _statement(session, table, columns, pk, guard_column=guard_column)
+    stmt = _statement(
+        session, table, columns, pk, guard_column=guard_column, guard_ceiling=guard_ceiling
+    )
     postgres = session.get_bind().dialect.name == "postgresql"
     existing: set[Key] = set()
     if not postgres:
