@@ -109,12 +109,13 @@ def _incremental(job: Job, start: date, end: date, context: dict[str, Any]) -> N
             mapped = map_page(job, page.records, context)
             newest = _newest(newest, mapped.rows)
             with ctx.sessions.begin() as session:
-                write_page(job, session, page, mapped)
+                counts = write_page(job, session, page, mapped)
                 if page.last and index == len(windows) - 1:
                     state.set_watermark(
                         session, unit.practice_id, "appointments", scope, newest,
                         run_id=job.run_id, now=ctx.clock(),
                     )  # fmt: skip
+            job.counts = counts
 
 
 def _newest(current: datetime | None, rows: list[dict[str, Any]]) -> datetime | None:

@@ -70,6 +70,8 @@ def _upsert_letter(session: Session, values: dict[str, Any]) -> None:
             "api_error": stmt.excluded.api_error,
             "error_message": stmt.excluded.error_message,
             "record": stmt.excluded.record,
+            "params": stmt.excluded.params,
+            "task_args": stmt.excluded.task_args,
             "sync_run_id": stmt.excluded.sync_run_id,
             "state": sa.case(
                 (table.c.state == "discarded", table.c.state), else_=sa.literal("open")
@@ -115,7 +117,7 @@ def resolve_unit_letters(session: Session, unit: Unit, *, run_id: int, now: date
     ]
     result = session.execute(
         sa.update(DeadLetter)
-        .where(DeadLetter.dedup_key.in_(keys), DeadLetter.state == "open")
+        .where(DeadLetter.dedup_key.in_(keys), DeadLetter.state.in_(("open", "replayed")))
         .values(
             state="resolved", resolved_at=now, resolution_note=f"unit succeeded in run {run_id}"
         )
@@ -274,7 +276,7 @@ def open_counts(session: Session) -> dict[tuple[str, str | None], int]:
     """Open letters per (resource, practice)."""
     rows = session.execute(
         sa.select(DeadLetter.resource, DeadLetter.practice_id, sa.func.count())
-        .where(DeadLetter.state == "open")
+        .where(DeadLetter.state.in_(("open", "replayed")))
         .group_by(DeadLetter.resource, DeadLetter.practice_id)
     )
     return {(resource, practice): int(n) for resource, practice, n in rows}

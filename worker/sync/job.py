@@ -7,7 +7,7 @@ crash loses nothing and a re-run repeats nothing that matters.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -85,9 +85,13 @@ def pages(job: Job, params: dict[str, Any]) -> Iterator[Page]:
     )
 
 
-def write_page(job: Job, session: Session, page: Page, mapped: MappedPage) -> None:
-    """Rows, dead letters and counters of one page, in the caller's transaction."""
-    unit, counts = job.unit, job.counts
+def write_page(job: Job, session: Session, page: Page, mapped: MappedPage) -> Counts:
+    """Rows, dead letters and counters of one page, in the caller's transaction.
+
+    Returns the counters including this page; the caller adopts them (``job.counts = ...``)
+    only once the transaction committed, so a rolled-back page is never counted.
+    """
+    unit, counts = job.unit, replace(job.counts)
     now = job.ctx.clock()
     result = _upsert(job, session, mapped, now)
     counts.fetched += len(page.records)
@@ -103,7 +107,7 @@ def write_page(job: Job, session: Session, page: Page, mapped: MappedPage) -> No
             session, resource=unit.resource, practice_id=unit.practice_id,
             record_ids=mapped.good_ids, now=now,
         )  # fmt: skip
-    job.count_calls()
+    counts.api_calls = job.ctx.client.stats.requests - job.calls_base
     save_progress(session, job.run_id, counts)
     log.debug(
         "sync.page_upserted", page=page.number, records=len(page.records),
@@ -111,6 +115,7 @@ def write_page(job: Job, session: Session, page: Page, mapped: MappedPage) -> No
     )  # fmt: skip
     if job.ctx.on_progress is not None:
         job.ctx.on_progress(unit, counts)
+    return counts
 
 
 REFUSED = (sa.exc.DataError, sa.exc.IntegrityError)
@@ -202,7 +207,8 @@ def read_then_mark(
         totals.add(page.totalcount)
         read += len(page.records)
         with job.ctx.sessions.begin() as session:
-            write_page(job, session, page, mapped)
+            counts = write_page(job, session, page, mapped)
+        job.counts = counts
     if totals != {read}:
         log.warning(
             "sync.deletions_deferred", totalcounts=sorted(str(t) for t in totals), read=read,
@@ -212,8 +218,10 @@ def read_then_mark(
     with job.ctx.sessions.begin() as session:
         if job.ctx.on_progress is not None:
             job.ctx.on_progress(job.unit, job.counts)  # the lease check, before marking
-        job.counts.deleted += mark_missing(
+        deleted = mark_missing(
             session, model, practice_id=job.unit.practice_id, seen_ids=seen,
             scope_filter=scope, now=job.ctx.clock(), run_id=job.run_id,
         )  # fmt: skip
-        save_progress(session, job.run_id, job.counts)
+        counts = replace(job.counts, deleted=job.counts.deleted + deleted)
+        save_progress(session, job.run_id, counts)
+    job.counts = counts

@@ -7,7 +7,7 @@ are re-mapped from the copy kept in Postgres; nothing about them is logged but i
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +20,7 @@ from tasks import RESOURCE_MODULES, get_resource
 from worker.parse import BadRecord
 from worker.sync.appointments import department_zones
 from worker.sync.job import SyncContext
+from worker.sync.orchestrate import default_window
 from worker.sync.runner import run_unit
 from worker.sync.runs import RunResult
 from worker.sync.units import Unit
@@ -103,7 +104,7 @@ def _replay_one(
         return ReplayOutcome(letter.id, letter.kind, "none", "skipped", f"letter is {letter.state}")
     if letter.kind == "record":
         return _replay_record(ctx, letter, dry_run=dry_run)
-    unit = _unit_of(letter)
+    unit = _current(ctx, _unit_of(letter))
     if unit is None:
         return ReplayOutcome(letter.id, letter.kind, "none", "skipped", "no unit of work stored")
     action = f"re-run {unit.key}"
@@ -111,7 +112,11 @@ def _replay_one(
         return ReplayOutcome(letter.id, letter.kind, action, "would replay")
     started = ctx.clock()
     _set_state(ctx, letter.id, "replayed")  # in flight: visible while the unit runs
-    result = run(ctx, unit)
+    try:
+        result = run(ctx, unit)
+    except BaseException:
+        _set_state(ctx, letter.id, "open")  # back in the queue, whatever stopped us
+        raise
     if result.status == "skipped":
         _set_state(ctx, letter.id, "open")
         return ReplayOutcome(letter.id, letter.kind, action, "skipped", result.error or "")
@@ -121,6 +126,23 @@ def _replay_one(
     _set_state(ctx, letter.id, "open")
     _bump(ctx, letter.id, since=started, message=result.error)
     return ReplayOutcome(letter.id, letter.kind, action, "failed", result.error or result.status)
+
+
+def _current(ctx: SyncContext, unit: Unit | None) -> Unit | None:
+    """An incremental unit reads its stored window widened to today's horizon: the window of
+    the day it failed (maybe an explicit --from/--to) and everything a scheduled run reads now."""
+    if unit is None or unit.mode != "incremental" or unit.window_start is None:
+        return unit
+    start, end = default_window(
+        ctx.clock().date(),
+        days_back=ctx.settings.sync_days_back,
+        days_ahead=ctx.settings.sync_days_ahead,
+    )
+    return replace(
+        unit,
+        window_start=min(start, unit.window_start),
+        window_end=max(end, unit.window_end or end),
+    )
 
 
 def _unit_of(letter: DeadLetter) -> Unit | None:

@@ -6,6 +6,7 @@ replay can run it again; the other units are never affected.
 
 from __future__ import annotations
 
+import redis
 import sqlalchemy as sa
 import structlog
 
@@ -21,6 +22,12 @@ from worker.sync.units import Unit
 
 log = structlog.get_logger()
 RUN_UNIT_TASK = "tasks.sync_tasks.run_unit"
+# Celery's time-limit exceptions (matched by name: the engine does not depend on Celery).
+TIME_LIMITS = ("SoftTimeLimitExceeded", "TimeLimitExceeded")
+TRANSIENT = (
+    sa.exc.OperationalError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
+    ConnectionError, TimeoutError,
+)  # fmt: skip
 
 # Re-exported: callers build a SyncContext and hand it to run_unit.
 __all__ = [
@@ -61,6 +68,12 @@ def run_unit(ctx: SyncContext, unit: Unit) -> RunResult:
         return RunResult(unit, run_id, "skipped", job.counts, error=str(exc))
     except Exception as exc:
         job.count_calls()
+        if type(exc).__name__ in TIME_LIMITS:
+            # The worker wants this task stopped: record it, then let the task end.
+            with ctx.sessions.begin() as session:
+                finish_run(session, run_id, job.counts, status="failed", now=ctx.clock(),
+                           error=safe_summary(exc))  # fmt: skip
+            raise
         return _crash(job, exc)
     finally:
         structlog.contextvars.unbind_contextvars("run_id", "resource", "practice_id")
@@ -79,10 +92,12 @@ def _crash(job: Job, exc: Exception) -> RunResult:
     message (a database error quotes the data it refused)."""
     unit, ctx = job.unit, job.ctx
     summary = safe_summary(exc)
-    log.error("sync.unit_crashed", unit=unit.key, error=summary)
+    transient = isinstance(exc, TRANSIENT)  # the database or Redis going away for a moment
+    error_class = "retriable" if transient else "internal_error"
+    log.error("sync.unit_crashed", unit=unit.key, error=summary, transient=transient)
     failure = RequestFailure(
         resource=unit.resource, practice_id=unit.practice_id, department_id=unit.department_id,
-        path=None, params=job.params, error=None, error_class="internal_error",
+        path=None, params=job.params, error=None, error_class=error_class,
         message=summary, task_name=RUN_UNIT_TASK, task_args=unit.to_json(),
         identity=unit.identity(),
     )  # fmt: skip
@@ -91,9 +106,8 @@ def _crash(job: Job, exc: Exception) -> RunResult:
         job.counts.dead_lettered += 1
         finish_run(session, job.run_id, job.counts, status="failed", now=ctx.clock(),
                    error=summary)  # fmt: skip
-    transient = isinstance(exc, sa.exc.OperationalError)  # e.g. the database restarting
     return RunResult(
-        unit, job.run_id, "failed", job.counts, error=summary, error_class="internal_error",
+        unit, job.run_id, "failed", job.counts, error=summary, error_class=error_class,
         retriable=transient,
     )  # fmt: skip
 

@@ -1,0 +1,85 @@
+"""How a unit ends when something other than the API stops it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.sync.conftest import PRACTICE, Harness
+from worker.leases import LeaseLost
+from worker.runtime import open_runtime
+from worker.sandbox import FaultConfig
+from worker.sync.replay import replay_letters
+from worker.sync.runner import run_unit
+from worker.sync.units import Unit
+
+
+class SoftTimeLimitExceeded(Exception):
+    """Stands in for celery.exceptions.SoftTimeLimitExceeded."""
+
+
+def _run(h: Harness, unit: Unit, hook: Any) -> Any:
+    runtime = open_runtime(h.settings)
+    try:
+        ctx = runtime.context(on_progress=hook)
+        return run_unit(ctx, unit)
+    finally:
+        runtime.close()
+
+
+def _raise(exc: BaseException) -> Any:
+    def hook(*_: Any) -> None:
+        raise exc
+
+    return hook
+
+
+def test_a_lost_lease_rolls_the_page_back_and_counts_nothing(pg: Harness) -> None:
+    result = _run(pg, Unit("providers", PRACTICE), _raise(LeaseLost("providers", 7)))
+    assert result.status == "skipped"
+    run = pg.rows("sync_runs")[0]
+    assert (run["status"], run["inserted"], run["fetched"]) == ("skipped", 0, 0)
+    assert pg.rows("providers") == [], "the page rolled back with the lease"
+
+
+def test_an_unexpected_error_fails_only_its_unit_with_a_letter(pg: Harness) -> None:
+    result = _run(pg, Unit("providers", PRACTICE), _raise(KeyError("boom-secret-text")))
+    assert (result.status, result.error_class, result.retriable) == (
+        "failed", "internal_error", False,
+    )  # fmt: skip
+    letter = pg.rows("dead_letters")[0]
+    assert letter["error_class"] == "internal_error" and letter["task_args"]["resource"] == (
+        "providers"
+    )
+    run = pg.rows("sync_runs")[0]
+    assert run["inserted"] == 0 and "KeyError" in run["error_summary"]
+    assert "boom-secret-text" not in run["error_summary"], "foreign exception text is not kept"
+
+
+def test_a_transient_error_is_retriable_and_replayed_automatically(pg: Harness) -> None:
+    result = _run(pg, Unit("providers", PRACTICE), _raise(ConnectionError("redis went away")))
+    assert (result.status, result.error_class, result.retriable) == ("failed", "retriable", True)
+
+
+def test_a_time_limit_is_recorded_and_propagates(pg: Harness) -> None:
+    with pytest.raises(SoftTimeLimitExceeded):
+        _run(pg, Unit("providers", PRACTICE), _raise(SoftTimeLimitExceeded()))
+    assert pg.rows("sync_runs")[0]["status"] == "failed"
+
+
+def test_a_replay_that_blows_up_puts_its_letter_back_in_the_queue(pg: Harness) -> None:
+    pg.sync("departments")
+    pg.server.set_faults(FaultConfig(error_rate=1.0, seed=1))
+    pg.sync("providers")
+
+    def broken(ctx: Any, unit: Any) -> Any:
+        raise RuntimeError("redis is down")
+
+    runtime = open_runtime(pg.settings)
+    try:
+        with pytest.raises(RuntimeError):
+            replay_letters(runtime.context(), all_open=True, run=broken)
+    finally:
+        runtime.close()
+    assert pg.rows("dead_letters")[0]["state"] == "open"
