@@ -8,6 +8,7 @@ from models.departments import Department
 from models.providers import Provider
 from models.sync_runs import SyncRun
 from models.sync_state import SyncState
+from models.unit_fences import UnitFence
 
 RESOURCE_MODELS: tuple[type[Base], ...] = (Provider, Department, AppointmentType, Appointment)
 
@@ -23,4 +24,5 @@ __all__ = [
     "SyncRun",
     "SyncState",
     "UTCDateTime",
+    "UnitFence",
 ]

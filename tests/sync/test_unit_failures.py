@@ -83,3 +83,45 @@ def test_a_replay_that_blows_up_puts_its_letter_back_in_the_queue(pg: Harness) -
     finally:
         runtime.close()
     assert pg.rows("dead_letters")[0]["state"] == "open"
+
+
+def test_fencing_tokens_only_move_forward(pg: Harness) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy.orm import Session
+
+    from worker.sync.state import claim_fence
+
+    now = datetime.now(UTC)
+    with Session(pg.engine) as session, session.begin():
+        assert claim_fence(session, "providers:195900:full", 5, now=now)
+        assert not claim_fence(session, "providers:195900:full", 4, now=now)
+        assert claim_fence(session, "providers:195900:full", 5, now=now)
+        assert claim_fence(session, "providers:195900:full", 6, now=now)
+        assert claim_fence(session, "departments:195900:full", 1, now=now)
+
+
+def test_a_stale_lease_holder_cannot_write_after_its_successor(pg: Harness) -> None:
+    from datetime import UTC, datetime
+
+    from sqlalchemy.orm import Session
+
+    from worker.sync.state import claim_fence
+
+    unit = Unit("providers", PRACTICE)
+    with Session(pg.engine) as session, session.begin():  # the successor (token 10) wrote
+        claim_fence(session, unit.key, 10, now=datetime.now(UTC))
+
+    def stale_fence(session: Any, unit: Unit) -> None:
+        if not claim_fence(session, unit.key, 9, now=datetime.now(UTC)):
+            raise LeaseLost(unit.key, 9)
+
+    runtime = open_runtime(pg.settings)
+    try:
+        ctx = runtime.context()
+        ctx.fence = stale_fence
+        result = run_unit(ctx, unit)
+    finally:
+        runtime.close()
+    assert result.status == "skipped" and "token 9" in (result.error or "")
+    assert pg.rows("providers") == [], "the stale holder's page was refused"

@@ -29,6 +29,8 @@ from worker.sync.upsert import UpsertCounts, mark_missing, upsert_page
 log = structlog.get_logger()
 
 ProgressHook = Callable[[Unit, Counts], None]
+# Called inside every write transaction of a unit; raises to refuse the write (lease fencing).
+FenceHook = Callable[[Session, Unit], None]
 
 
 @dataclass
@@ -42,6 +44,7 @@ class SyncContext:
     task_id: str | None = None
     clock: Callable[[], datetime] = utcnow
     on_progress: ProgressHook | None = None
+    fence: FenceHook | None = None
 
 
 @dataclass
@@ -108,6 +111,8 @@ def write_page(job: Job, session: Session, page: Page, mapped: MappedPage) -> Co
             record_ids=mapped.good_ids, now=now,
         )  # fmt: skip
     counts.api_calls = job.ctx.client.stats.requests - job.calls_base
+    if job.ctx.fence is not None:
+        job.ctx.fence(session, unit)
     save_progress(session, job.run_id, counts)
     log.debug(
         "sync.page_upserted", page=page.number, records=len(page.records),
@@ -216,6 +221,8 @@ def read_then_mark(
         )  # fmt: skip
         return
     with job.ctx.sessions.begin() as session:
+        if job.ctx.fence is not None:
+            job.ctx.fence(session, job.unit)
         if job.ctx.on_progress is not None:
             job.ctx.on_progress(job.unit, job.counts)  # the lease check, before marking
         deleted = mark_missing(
