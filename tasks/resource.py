@@ -47,10 +47,6 @@ class Resource:
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", _frozen(self.params))
 
-    def query(self, **extra: str) -> dict[str, str]:
-        """The default parameters overlaid with ``extra``."""
-        return {**self.params, **extra}
-
     def record_id(self, record: Any) -> str | None:
         """The record's id as text if it has a usable one, else None (for dead letters)."""
         if not isinstance(record, Mapping):

@@ -15,18 +15,14 @@ class PageCache:
         self._lock = threading.Lock()
         self._items: OrderedDict[Hashable, bytes] = OrderedDict()
         self._bytes = 0
-        self.hits = 0
-        self.misses = 0
 
     def get(self, key: Hashable) -> bytes | None:
         """The cached body, or None."""
         with self._lock:
             body = self._items.get(key)
             if body is None:
-                self.misses += 1
                 return None
             self._items.move_to_end(key)
-            self.hits += 1
             return body
 
     def put(self, key: Hashable, body: bytes) -> None:

@@ -78,8 +78,3 @@ class TokenIssuer:
             live = sum(1 for e in self._expiry.values() if e > now)
             self._expiry = dict.fromkeys(self._expiry, now)
             return live
-
-    def reset_mint_window(self) -> None:
-        """Forget recent mints (the per-minute limit starts afresh)."""
-        with self._lock:
-            self._mints.clear()

@@ -7,8 +7,11 @@ from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from typing import Any
 
-RESOURCES = ("departments", "providers", "appointment-types", "appointments")
-LISTING_RESOURCES = ("departments", "providers", "appointment-types")
+from tasks import RESOURCE_MODULES
+
+# In sync order (departments first: appointments need their zones), as tasks declares them.
+RESOURCES = tuple(RESOURCE_MODULES)
+LISTING_RESOURCES = tuple(r for r in RESOURCES if r != "appointments")
 MODES = ("full", "incremental", "reconcile")
 
 

@@ -55,11 +55,6 @@ class UpsertCounts:
             self.unchanged + other.unchanged,
         )
 
-    @property
-    def written(self) -> int:
-        """Rows the database actually wrote."""
-        return self.inserted + self.updated
-
 
 def _table(model: type[Base]) -> sa.Table:
     table = model.__table__
