@@ -145,10 +145,10 @@ def test_raw_is_the_record_exactly_as_received():
 def test_resource_declarations():
     declared = all_resources()
     assert list(declared) == ["departments", "providers", "appointment-types", "appointments"]
-    assert declared["providers"].query() == {"showallproviderids": "true"}
-    assert declared["departments"].query() == {"showalldepartments": "true"}
-    assert declared["appointment-types"].query() == {"hidenonpatient": "false"}
-    assert declared["appointments"].query(departmentid="1")["showcancelled"] == "true"
+    assert dict(declared["providers"].params) == {"showallproviderids": "true"}
+    assert dict(declared["departments"].params) == {"showalldepartments": "true"}
+    assert dict(declared["appointment-types"].params) == {"hidenonpatient": "false"}
+    assert declared["appointments"].params["showcancelled"] == "true"
     assert declared["appointments"].guard_column == "last_modified_at"
     assert declared["appointments"].path == "/appointments/booked"
     with pytest.raises(TypeError):
