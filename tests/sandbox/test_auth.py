@@ -6,8 +6,11 @@ import base64
 import http.client
 import time
 
+import pytest
+
 from tests.sandbox.conftest import PRACTICE, Api, make_config
 from worker.sandbox import FaultConfig
+from worker.sandbox.config import ConfigError
 from worker.sandbox.testing import serve_sandbox
 
 
@@ -149,3 +152,29 @@ def test_connection_is_kept_alive(api: Api) -> None:
     assert second.status == 200 and second.read()
     assert connection.sock is sock
     connection.close()
+
+
+def test_an_empty_practice_exists_is_listed_and_holds_nothing() -> None:
+    with serve_sandbox(make_config(empty_practices=("195901",))) as server:
+        api = Api(server)
+        listed = api.ok("/v1/1/practiceinfo")["practiceinfo"]
+        assert [p["practiceid"] for p in listed] == [PRACTICE, "195901"]
+        assert api.ok("/v1/195901/ping") == {"Pong": "true"}
+        for path, key in (
+            ("/departments", "departments"),
+            ("/providers", "providers"),
+            ("/appointmenttypes", "appointmenttypes"),
+        ):
+            assert api.ok(f"/v1/195901{path}") == {"totalcount": 0, key: []}
+        booked = api.ok(
+            "/v1/195901/appointments/booked",
+            {"departmentid": "1", "startdate": "01/01/2026", "enddate": "12/31/2026"},
+        )
+        assert booked == {"totalcount": 0, "appointments": []}
+        assert api.ok(f"/v1/{PRACTICE}/departments")["totalcount"] > 0
+        api.http.close()
+
+
+def test_an_empty_practice_cannot_also_be_forbidden() -> None:
+    with pytest.raises(ConfigError, match="empty practice"):
+        make_config(empty_practices=("1128700",))

@@ -14,6 +14,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,6 +34,16 @@ DEFAULT_EXPIRES_IN = 3600.0
 # After the token endpoint refuses the credentials, nobody asks again for this long: a retry
 # loop across workers would burn the per-minute mint budget (5/min in preview) for nothing.
 REFUSAL_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Minted:
+    """One answer of the token endpoint: the token plus what a diagnostic may show of it."""
+
+    token: Token
+    expires_in: float
+    scope: str | None
+    request_id: str
 
 
 class TokenBroker:
@@ -126,7 +137,7 @@ class TokenBroker:
 
         try:
             token = call_with_retries(
-                self._mint_once,
+                lambda: self.mint_once().token,
                 policy=self._policy,
                 sleep=self._sleep,
                 rng=self._rng,
@@ -140,7 +151,8 @@ class TokenBroker:
         self._cache.store(token)
         return token
 
-    def _mint_once(self) -> Token:
+    def mint_once(self) -> Minted:
+        """One request to the token endpoint: no cache, no lock, no retry (``doctor`` uses it)."""
         request_id = str(uuid.uuid4())
         try:
             response = self._session.post(
@@ -172,7 +184,9 @@ class TokenBroker:
             token_host=self._host,
             request_id=request_id,
         )
-        return Token.minted(access_token, expires_in, now=self._clock(), margin=self._margin)
+        token = Token.minted(access_token, expires_in, now=self._clock(), margin=self._margin)
+        scope = body.get("scope")
+        return Minted(token, expires_in, scope if isinstance(scope, str) else None, request_id)
 
 
 def _seconds(value: Any) -> float:

@@ -81,6 +81,11 @@ def sandbox() -> None:
     show_default=True,
     help="Practices that answer 401 Incorrect permissions.",
 )
+@click.option(
+    "--empty-practices",
+    default="",
+    help="Practices that exist but hold no data (no departments, providers or appointments).",
+)
 @click.option("--departments", default=6, show_default=True, type=click.IntRange(1))
 @click.option("--providers", default=12, show_default=True, type=click.IntRange(1))
 @click.option("--appointment-types", default=20, show_default=True, type=click.IntRange(1))
@@ -113,7 +118,8 @@ def sandbox() -> None:
 @click.option("--quiet", is_flag=True, help="Do not print one line per request.")
 @_fault_options
 def serve(
-    host: str, port: int, seed: int, practices: str, forbidden_practices: str, departments: int,
+    host: str, port: int, seed: int, practices: str, forbidden_practices: str,
+    empty_practices: str, departments: int,
     providers: int, appointment_types: int, appointments: int, days: int, anchor_date: str | None,
     token_ttl: int, token_mints_per_minute: int, quiet: bool, **faults: Any,
 ) -> None:  # fmt: skip
@@ -125,7 +131,7 @@ def serve(
     try:
         config = SandboxConfig(
             seed=seed, practices=_ids(practices), forbidden_practices=_ids(forbidden_practices),
-            departments=departments, providers=providers, appointment_types=appointment_types,
+            empty_practices=_ids(empty_practices), departments=departments, providers=providers, appointment_types=appointment_types,
             appointments=appointments, days=days, token_ttl_seconds=token_ttl,
             token_mints_per_minute=token_mints_per_minute, faults=_faults(faults), **extra,
         )  # fmt: skip

@@ -36,6 +36,9 @@ class Sandbox:
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
         self.stores = {pid: PracticeStore(pid, config) for pid in config.practices}
+        self.stores |= {
+            pid: PracticeStore(pid, config, empty=True) for pid in config.empty_practices
+        }
         self.tokens = TokenIssuer(config.token_mints_per_minute)
         self.stats = Stats()
         self.cache = PageCache(config.cache_bytes)

@@ -96,12 +96,15 @@ class SandboxConfig:
 
     Appointments fall on ``days`` days from ``anchor_date - days // 3`` (inclusive), plus the US
     DST-change Sundays nearest the anchor. ``forbidden_practices`` exist but answer 401
-    "Incorrect permissions."; any other numeric practice answers 404 "Invalid practice.".
+    "Incorrect permissions."; ``empty_practices`` are served but hold no departments, providers,
+    appointment types or appointments (like a fresh preview practice); any other numeric
+    practice answers 404 "Invalid practice.".
     """
 
     seed: int = 1
     practices: tuple[str, ...] = ("195900",)
     forbidden_practices: tuple[str, ...] = ("1128700",)
+    empty_practices: tuple[str, ...] = ()
     departments: int = 6
     providers: int = 12
     appointment_types: int = 20
@@ -121,11 +124,13 @@ class SandboxConfig:
     def __post_init__(self) -> None:
         if not self.practices:
             raise ConfigError("practices must list at least one practice id")
-        for practice_id in (*self.practices, *self.forbidden_practices):
+        for practice_id in (*self.practices, *self.forbidden_practices, *self.empty_practices):
             if not practice_id.isdigit() or practice_id == "1":
                 raise ConfigError(f"practice id {practice_id!r} must be numeric and not 1")
         if set(self.practices) & set(self.forbidden_practices):
             raise ConfigError("a practice cannot be both served and forbidden")
+        if set(self.empty_practices) & {*self.practices, *self.forbidden_practices}:
+            raise ConfigError("an empty practice cannot also be served with data or forbidden")
         for name in ("departments", "providers", "appointment_types", "days"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -204,6 +204,18 @@ def appointment_types(rng: random.Random, count: int) -> list[Record]:
     return result
 
 
+def empty(practice_id: str) -> Reference:
+    """A practice that exists but holds nothing yet (like a fresh preview practice)."""
+    return Reference(
+        practiceinfo=practiceinfo(practice_id),
+        providers=(),
+        departments=(),
+        hidden_department_ids=frozenset(),
+        department_providers={},
+        appointmenttypes=(),
+    )
+
+
 def build(
     rng: random.Random, practice_id: str, sizes: tuple[int, int, int], anchor: dt.date
 ) -> Reference:

@@ -32,16 +32,20 @@ class Mutation:
 class PracticeStore:
     """Data of one practice. Readers see an immutable snapshot (``served``); writers replace it."""
 
-    def __init__(self, practice_id: str, config: SandboxConfig) -> None:
+    def __init__(self, practice_id: str, config: SandboxConfig, *, empty: bool = False) -> None:
         self.practice_id = practice_id
         self._config = config
         rng = random.Random(f"{config.seed}:{practice_id}")
         sizes = (config.departments, config.providers, config.appointment_types)
-        self.ref = reference.build(rng, practice_id, sizes, config.anchor_date)
-        self._valid = appts.generate(
-            rng, self.ref, count=config.appointments, first=config.first_day,
-            days=config.days, anchor=config.anchor_date,
-        )  # fmt: skip
+        if empty:
+            self.ref = reference.empty(practice_id)
+            self._valid: list[Appointment] = []
+        else:
+            self.ref = reference.build(rng, practice_id, sizes, config.anchor_date)
+            self._valid = appts.generate(
+                rng, self.ref, count=config.appointments, first=config.first_day,
+                days=config.days, anchor=config.anchor_date,
+            )  # fmt: skip
         self._malformed: list[Appointment] = []
         self._deleted: list[str] = []
         self._mutations = 0
