@@ -131,7 +131,8 @@ def serve(
     try:
         config = SandboxConfig(
             seed=seed, practices=_ids(practices), forbidden_practices=_ids(forbidden_practices),
-            empty_practices=_ids(empty_practices), departments=departments, providers=providers, appointment_types=appointment_types,
+            empty_practices=_ids(empty_practices), departments=departments, providers=providers,
+            appointment_types=appointment_types,
             appointments=appointments, days=days, token_ttl_seconds=token_ttl,
             token_mints_per_minute=token_mints_per_minute, faults=_faults(faults), **extra,
         )  # fmt: skip

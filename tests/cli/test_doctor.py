@@ -1,0 +1,241 @@
+"""`athena-sync doctor` against the sandbox over real HTTP, with Postgres and Redis for real."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import requests
+from click.testing import CliRunner, Result
+
+from worker.athena.tokens import RedisTokenCache, cache_key
+from worker.cli import cli
+from worker.db import upgrade
+from worker.sandbox import SandboxConfig, SandboxServer
+from worker.sandbox.testing import serve_sandbox
+
+GOOD, EMPTY, FORBIDDEN, UNKNOWN = "195900", "195901", "1128700", "424242"
+SECRET = "sandbox-secret"
+ENDPOINTS = ["/ping", "/departments", "/providers", "/appointmenttypes", "/appointments/booked"]
+
+
+@pytest.fixture
+def server() -> Iterator[SandboxServer]:
+    config = SandboxConfig(seed=4, appointments=300, days=20, empty_practices=(EMPTY,))
+    with serve_sandbox(config) as started:
+        yield started
+
+
+def _env(server: SandboxServer, database_url: str, **extra: str) -> dict[str, str]:
+    return {
+        "DATABASE_URL": database_url,
+        "ATHENA_BASE_URL": server.url,
+        "ATHENA_CLIENT_ID": "sandbox-client",
+        "ATHENA_CLIENT_SECRET": SECRET,
+        "ATHENA_PRACTICE_IDS": GOOD,
+        "ATHENA_RATE_LIMIT_RPS": "200",
+        "ATHENA_RATE_LIMIT_BURST": "50",
+        "LOG_LEVEL": "ERROR",
+        **extra,
+    }
+
+
+def _sqlite(tmp_path: Path, *, migrated: bool = True) -> str:
+    url = f"sqlite:///{tmp_path / 'doctor.db'}"
+    if migrated:
+        upgrade(url)
+    return url
+
+
+def _doctor(env: dict[str, str], *args: str) -> tuple[Result, dict[str, Any]]:
+    result = CliRunner().invoke(cli, ["doctor", "--json", *args], env=env)
+    return result, json.loads(result.output)
+
+
+def _rows(report: dict[str, Any], practice: str | None = None) -> dict[str, dict[str, Any]]:
+    """The practice's probe rows by endpoint (or the non-practice rows by name)."""
+    return {
+        c["name"]: c
+        for c in report["checks"]
+        if (c["practice_id"] == practice and c["section"] == "practice")
+        or (practice is None and c["section"] != "practice")
+    }
+
+
+def test_a_working_setup_passes_with_counts_from_the_api(
+    server: SandboxServer, fresh_pg_url: str, redis_url: str, redis_prefix: str
+) -> None:
+    upgrade(fresh_pg_url)
+    env = _env(server, fresh_pg_url, REDIS_URL=redis_url, REDIS_KEY_PREFIX=redis_prefix)
+    result, report = _doctor(env)
+    assert result.exit_code == 0, result.output
+    assert report["ok"] is True
+    assert {c["status"] for c in report["checks"]} <= {"ok"}
+    truth = server.truth(GOOD)
+    rows = _rows(report, GOOD)
+    assert list(rows) == ENDPOINTS
+    assert rows["/providers"]["records"] == len(truth["providers"])
+    assert rows["/departments"]["records"] == len(truth["departments"])
+    assert rows["/appointmenttypes"]["records"] == len(truth["appointmenttypes"])
+    assert all(rows[path]["http_status"] == 200 for path in ENDPOINTS)
+    assert all(rows[path]["request_id"] for path in ENDPOINTS)
+    setup = _rows(report)
+    assert "schema at" in setup["DATABASE_URL"]["verdict"]
+    assert setup["token endpoint"]["verdict"].startswith("token minted, expires in 60 min")
+    assert [p["practiceid"] for p in report["visible_practices"]] == [GOOD, EMPTY]
+    # The minted token is shared with the workers (one mint saved), and never printed.
+    key = cache_key(redis_prefix, f"{server.url}/oauth2/v1/token", "sandbox-client",
+                    "athena/service/Athenanet.MDP.*")  # fmt: skip
+    cached = RedisTokenCache(redis.Redis.from_url(redis_url), key).load()
+    assert cached is not None
+    assert cached.access_token not in result.output and SECRET not in result.output
+    assert server.stats()["token_mints"] == 1
+
+
+def test_each_broken_practice_gets_its_own_verdict(server: SandboxServer, tmp_path: Path) -> None:
+    env = _env(server, _sqlite(tmp_path))
+    args = ["--practice", f"{GOOD},{EMPTY}", "--practice", FORBIDDEN, "--practice", UNKNOWN]
+    result, report = _doctor(env, *args)
+    assert result.exit_code == 1
+    assert report["ok"] is False
+
+    forbidden = _rows(report, FORBIDDEN)["/ping"]
+    assert (forbidden["status"], forbidden["http_status"]) == ("fail", 401)
+    assert forbidden["api_error"] == "Incorrect permissions."
+    assert forbidden["verdict"] == "practice not enabled for this key"
+    assert "ask athenahealth to grant this key access to practice 1128700" in forbidden["next_step"]
+
+    unknown = _rows(report, UNKNOWN)["/ping"]
+    assert (unknown["status"], unknown["http_status"]) == ("fail", 404)
+    assert unknown["api_error"] == "Invalid practice."
+    assert unknown["verdict"] == "practice does not exist"
+    for practice in (FORBIDDEN, UNKNOWN):  # nothing more is asked of a practice that failed
+        rest = [row for name, row in _rows(report, practice).items() if name != "/ping"]
+        assert {(row["status"], row["http_status"]) for row in rest} == {("skip", None)}
+
+    empty = _rows(report, EMPTY)
+    assert empty["/ping"]["status"] == "ok"
+    assert (empty["/departments"]["status"], empty["/departments"]["records"]) == ("warn", 0)
+    assert empty["/departments"]["verdict"] == "no departments: the practice is empty"
+    assert empty["/appointments/booked"]["status"] == "skip"
+
+    assert {row["status"] for row in _rows(report, GOOD).values()} == {"ok"}
+    assert server.stats()["requests"]["/v1/{practiceid}/departments"] == {"200": 2}
+
+
+def test_an_empty_practice_alone_is_a_warning_not_a_failure(
+    server: SandboxServer, tmp_path: Path
+) -> None:
+    result, report = _doctor(_env(server, _sqlite(tmp_path)), "--practice", EMPTY)
+    assert result.exit_code == 0, result.output
+    assert [c["name"] for c in report["checks"] if c["status"] == "warn"] == [
+        "/departments", "/providers", "/appointmenttypes",
+    ]  # fmt: skip
+
+
+def test_bad_credentials_are_named_and_nothing_else_is_asked(
+    server: SandboxServer, tmp_path: Path
+) -> None:
+    env = _env(server, _sqlite(tmp_path), ATHENA_CLIENT_SECRET="not-the-secret")
+    result, report = _doctor(env)
+    assert result.exit_code == 1
+    token = _rows(report)["token endpoint"]
+    assert (token["status"], token["http_status"], token["api_error"]) == (
+        "fail", 401, "invalid_client",
+    )  # fmt: skip
+    assert "refused the client id or secret" in token["verdict"]
+    assert "ATHENA_CLIENT_SECRET" in token["next_step"]
+    assert _rows(report, GOOD)["/ping"]["verdict"] == "not probed: no token"
+    assert list(server.stats()["requests"]) == ["/oauth2/v1/token"]  # no API call without one
+    assert "not-the-secret" not in result.output
+
+
+def test_a_rate_limited_token_endpoint_says_wait_a_minute(
+    server: SandboxServer, tmp_path: Path
+) -> None:
+    for _ in range(5):  # the preview budget: 5 new tokens a minute
+        minted = requests.post(
+            f"{server.url}/oauth2/v1/token", data={"grant_type": "client_credentials"},
+            auth=("sandbox-client", SECRET), timeout=5,
+        )  # fmt: skip
+        assert minted.status_code == 200
+    result, report = _doctor(_env(server, _sqlite(tmp_path)))
+    assert result.exit_code == 1
+    token = _rows(report)["token endpoint"]
+    assert (token["status"], token["http_status"]) == ("fail", 429)
+    assert token["verdict"].startswith("token endpoint rate limited (Retry-After")
+    assert "5 new tokens a minute in preview" in token["verdict"]
+    assert token["next_step"].startswith("wait a minute")
+
+
+def test_a_rate_limited_token_endpoint_still_probes_with_the_workers_shared_token(
+    server: SandboxServer, tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    env = _env(server, _sqlite(tmp_path), REDIS_URL=redis_url, REDIS_KEY_PREFIX=redis_prefix)
+    assert _doctor(env)[0].exit_code == 0  # mints once and shares the token through Redis
+    for _ in range(4):
+        requests.post(
+            f"{server.url}/oauth2/v1/token", data={"grant_type": "client_credentials"},
+            auth=("sandbox-client", SECRET), timeout=5,
+        )  # fmt: skip
+    _, report = _doctor(env)
+    token = _rows(report)["token endpoint"]
+    assert (token["status"], token["http_status"]) == ("fail", 429)
+    assert "shared token from Redis" in token["next_step"]
+    assert {row["status"] for row in _rows(report, GOOD).values()} == {"ok"}
+    assert "a shared token is cached" in _rows(report)["REDIS_URL"]["verdict"]
+
+
+def test_services_database_schema_and_redis_are_checked(
+    server: SandboxServer, tmp_path: Path
+) -> None:
+    env = _env(server, _sqlite(tmp_path, migrated=False), REDIS_URL="redis://127.0.0.1:1/0")
+    result, report = _doctor(env)
+    assert result.exit_code == 1
+    setup = _rows(report)
+    assert setup["DATABASE_URL"]["status"] == "fail"
+    assert setup["DATABASE_URL"]["next_step"] == "run `athena-sync db upgrade`"
+    assert setup["REDIS_URL"]["status"] == "fail"
+    assert setup["REDIS_URL"]["verdict"].startswith("cannot reach Redis")
+    assert {row["status"] for row in _rows(report, GOOD).values()} == {"ok"}  # API still probed
+
+
+def test_missing_credentials_are_reported_not_crashed_on(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": _sqlite(tmp_path), "LOG_LEVEL": "ERROR", "ATHENA_PRACTICE_IDS": GOOD}
+    result, report = _doctor(env)
+    assert result.exit_code == 1
+    setup = _rows(report)
+    assert setup["ATHENA_CLIENT_ID"]["status"] == "fail"
+    assert setup["ATHENA_CLIENT_SECRET"]["status"] == "fail"
+    assert setup["token endpoint"]["status"] == "skip"
+    assert "ATHENA_CLIENT_ID" in setup["token endpoint"]["verdict"]
+
+
+def test_the_support_report_has_ids_statuses_and_request_ids_but_no_secrets(
+    server: SandboxServer, tmp_path: Path
+) -> None:
+    env = _env(server, "postgresql+psycopg://postgres:hunter2@127.0.0.1:1/x")
+    path = tmp_path / "support.md"
+    result = CliRunner().invoke(
+        cli, ["doctor", "--practice", GOOD, "--practice", FORBIDDEN, "--support-report", str(path)],
+        env=env,
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert f"support report written to {path}" in result.output
+    assert "practice not enabled for this key" in result.output  # the table on the terminal
+    text = path.read_text()
+    assert text.startswith("# athena-sync doctor report")
+    forbidden = next(line for line in text.splitlines() if line.startswith(f"| {FORBIDDEN} |"))
+    assert "| GET /ping | 401 | Incorrect permissions. |" in forbidden
+    request_id = forbidden.rstrip(" |").rsplit("| ", 1)[1]
+    assert len(request_id) == 36  # the X-Request-Id sent, for athenahealth support
+    assert f"| {GOOD} | GET /departments | 200 |" in text
+    assert "| ATHENA_CLIENT_SECRET | (hidden) | ok |" in text
+    assert "sand…ient" in text and "sandbox-client" not in text
+    for secret in (SECRET, "hunter2"):
+        assert secret not in text and secret not in result.output
+    assert "postgres:***@127.0.0.1:1" in text

@@ -1,0 +1,102 @@
+"""The doctor's requests: one token mint and one small GET per endpoint, never retried.
+
+Retrying would hide exactly what the doctor is asked to show (a 429, a 5xx, an HTML page), so
+each probe sends one request through the shared budget and records its status, the API's error
+text, the record count and the request id. Responses are mapped by the same function the sync
+uses (:func:`worker.athena.responses.decode_response`).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from worker.athena.errors import AthenaError
+from worker.athena.paging import totalcount_of
+from worker.athena.ratelimit import RateLimiter
+from worker.athena.responses import decode_response, transport_error
+from worker.athena.transport import BearerAuth
+
+PROBE_READ_TIMEOUT = 20.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One request's result: the decoded body or the mapped error, never both."""
+
+    http_status: int | None
+    request_id: str
+    elapsed_ms: float
+    body: Any = None
+    error: AthenaError | None = None
+
+    def records(self, collection: str) -> int | None:
+        """The listing's size: ``totalcount`` when sent, else the length of the list."""
+        if not isinstance(self.body, dict):
+            return None
+        total = totalcount_of(self.body)
+        if total is not None:
+            return total
+        rows = self.body.get(collection)
+        return len(rows) if isinstance(rows, list) else None
+
+    def first(self, collection: str) -> Mapping[str, Any] | None:
+        """The listing's first record, if it is an object."""
+        rows = self.body.get(collection) if isinstance(self.body, dict) else None
+        if isinstance(rows, list) and rows and isinstance(rows[0], Mapping):
+            return rows[0]
+        return None
+
+
+@dataclass
+class Prober:
+    """Sends single, budgeted GETs below ``{base_url}/v1/{practiceid}``."""
+
+    session: requests.Session
+    base_url: str
+    access_token: str
+    limiter: RateLimiter
+    timeouts: tuple[float, float]
+
+    def get(self, practice_id: str, path: str, params: Mapping[str, Any]) -> Outcome:
+        """GET once; 4xx/5xx, HTML and transport failures come back as ``Outcome.error``."""
+        self.limiter.acquire(practice_id)
+        request_id = str(uuid.uuid4())
+        started = time.perf_counter()
+        try:
+            response = self.session.get(
+                f"{self.base_url.rstrip('/')}/v1/{practice_id}{path}",
+                params=dict(params),
+                auth=BearerAuth(self.access_token),
+                headers={"Accept": "application/json", "X-Request-Id": request_id},
+                timeout=self.timeouts,
+            )
+        except requests.RequestException as exc:
+            error = transport_error(
+                exc,
+                path=path,
+                practice_id=practice_id,
+                timeouts=self.timeouts,
+                request_id=request_id,
+            )
+            return Outcome(None, request_id, _since(started), error=error)
+        elapsed = _since(started)
+        try:
+            body = decode_response(response, path=path, practice_id=practice_id)
+        except AthenaError as error:
+            return Outcome(response.status_code, request_id, elapsed, error=error)
+        return Outcome(response.status_code, request_id, elapsed, body=body)
+
+
+def probe_timeouts(connect: float, read: float) -> tuple[float, float]:
+    """The settings' timeouts, the read one capped: a diagnostic should answer quickly."""
+    return connect, min(read, PROBE_READ_TIMEOUT)
+
+
+def _since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
