@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 from worker.athena.tokens import RedisTokenCache, cache_key
 from worker.cli import cli
 from worker.db import upgrade
-from worker.sandbox import SandboxConfig, SandboxServer
+from worker.sandbox import FaultConfig, SandboxConfig, SandboxServer
 from worker.sandbox.testing import serve_sandbox
 
 GOOD, EMPTY, FORBIDDEN, UNKNOWN = "195900", "195901", "1128700", "424242"
@@ -239,3 +239,16 @@ def test_the_support_report_has_ids_statuses_and_request_ids_but_no_secrets(
     for secret in (SECRET, "hunter2"):
         assert secret not in text and secret not in result.output
     assert "postgres:***@127.0.0.1:1" in text
+
+
+def test_a_gateway_error_page_is_shown_as_such_without_its_body(tmp_path: Path) -> None:
+    faults = FaultConfig(error_rate=1.0, html_502_share=1.0)
+    with serve_sandbox(SandboxConfig(seed=4, appointments=10, days=5, faults=faults)) as server:
+        result, report = _doctor(_env(server, _sqlite(tmp_path)))
+        assert server.stats()["requests"]["/v1/{practiceid}/ping"] == {"502": 1}  # not retried
+    assert result.exit_code == 1
+    ping = _rows(report, GOOD)["/ping"]
+    assert (ping["status"], ping["http_status"], ping["api_error"]) == ("fail", 502, None)
+    assert ping["verdict"] == "server error or gateway page (502)"
+    assert "support report" in ping["next_step"]
+    assert "<html" not in result.output.lower()
