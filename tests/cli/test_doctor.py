@@ -185,7 +185,7 @@ def test_a_rate_limited_token_endpoint_still_probes_with_the_workers_shared_toke
     _, report = _doctor(env)
     token = _rows(report)["token endpoint"]
     assert (token["status"], token["http_status"]) == ("fail", 429)
-    assert "shared token from Redis" in token["next_step"]
+    assert "probing with the workers' shared token instead" in token["next_step"]
     assert {row["status"] for row in _rows(report, GOOD).values()} == {"ok"}
     assert "a shared token is cached" in _rows(report)["REDIS_URL"]["verdict"]
 

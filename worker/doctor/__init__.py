@@ -76,13 +76,8 @@ def _api_checks(
         if token is None or not token.usable(time.time()):
             return [token_row, *_skipped("not probed: no token", chosen)], []
         if minted is None:
-            note = Verdict("ok", "probing with the workers' shared token from Redis instead")
-            token_row = replace(
-                token_row,
-                verdict=replace(
-                    token_row.verdict, next_step=f"{token_row.verdict.next_step}; {note.text}"
-                ),
-            )
+            step = f"{token_row.verdict.next_step}; probing with the workers' shared token instead"
+            token_row = replace(token_row, verdict=replace(token_row.verdict, next_step=step))
         prober = Prober(
             session,
             settings.athena_base_url,
