@@ -121,7 +121,8 @@ def test_each_broken_practice_gets_its_own_verdict(server: SandboxServer, tmp_pa
     assert empty["/ping"]["status"] == "ok"
     assert (empty["/departments"]["status"], empty["/departments"]["records"]) == ("warn", 0)
     assert empty["/departments"]["verdict"] == "no departments: the practice is empty"
-    assert empty["/appointments/booked"]["status"] == "skip"
+    assert empty["/appointments/booked"]["status"] == "warn"  # not verified: no department
+    assert empty["/appointments/booked"]["verdict"].startswith("not verified")
 
     assert {row["status"] for row in _rows(report, GOOD).values()} == {"ok"}
     assert server.stats()["requests"]["/v1/{practiceid}/departments"] == {"200": 2}
@@ -133,7 +134,7 @@ def test_an_empty_practice_alone_is_a_warning_not_a_failure(
     result, report = _doctor(_env(server, _sqlite(tmp_path)), "--practice", EMPTY)
     assert result.exit_code == 0, result.output
     assert [c["name"] for c in report["checks"] if c["status"] == "warn"] == [
-        "/departments", "/providers", "/appointmenttypes",
+        "/departments", "/providers", "/appointmenttypes", "/appointments/booked",
     ]  # fmt: skip
 
 
@@ -198,9 +199,10 @@ def test_services_database_schema_and_redis_are_checked(
     assert result.exit_code == 1
     setup = _rows(report)
     assert setup["DATABASE_URL"]["status"] == "fail"
-    assert setup["DATABASE_URL"]["next_step"] == "run `athena-sync db upgrade`"
+    assert setup["DATABASE_URL"]["verdict"].startswith("no SQLite file at")
+    assert "athena-sync db upgrade" in setup["DATABASE_URL"]["next_step"]
     assert setup["REDIS_URL"]["status"] == "fail"
-    assert setup["REDIS_URL"]["verdict"].startswith("cannot reach Redis")
+    assert setup["REDIS_URL"]["verdict"].startswith("Redis refused (ConnectionError")
     assert {row["status"] for row in _rows(report, GOOD).values()} == {"ok"}  # API still probed
 
 
@@ -252,3 +254,72 @@ def test_a_gateway_error_page_is_shown_as_such_without_its_body(tmp_path: Path) 
     assert ping["verdict"] == "server error or gateway page (502)"
     assert "support report" in ping["next_step"]
     assert "<html" not in result.output.lower()
+
+
+def test_malformed_urls_are_fail_rows_and_passwords_never_shown(
+    server: SandboxServer, tmp_path: Path
+) -> None:
+    env = _env(
+        server, "postgresql://app:hunter2@127.0.0.1:abc/db",
+        REDIS_URL="localhost:6379",
+        ATHENA_BASE_URL=server.url.replace("http://", "http://proxy:proxypw@"),
+    )  # fmt: skip
+    result, report = _doctor(env, "--support-report", str(tmp_path / "s.md"))
+    assert result.exit_code == 1
+    setup = _rows(report)
+    assert setup["DATABASE_URL"]["status"] == "fail"
+    assert setup["DATABASE_URL"]["value"] == "(unparseable URL)"
+    assert setup["REDIS_URL"]["status"] == "fail"
+    assert setup["REDIS_URL"]["verdict"].startswith("unusable URL")
+    assert setup["ATHENA_BASE_URL"]["value"] == server.url.replace("http://", "http://proxy:***@")
+    assert report["base_url"] == setup["ATHENA_BASE_URL"]["value"]
+    for secret in ("hunter2", "proxypw"):
+        assert secret not in result.output and secret not in (tmp_path / "s.md").read_text()
+
+
+def test_a_query_string_password_is_hidden(server: SandboxServer, fresh_pg_url: str) -> None:
+    upgrade(fresh_pg_url)
+    url = f"{fresh_pg_url}?password=dbsecret"
+    result, report = _doctor(_env(server, url))
+    assert result.exit_code == 0, result.output
+    assert "password=***" in _rows(report)["DATABASE_URL"]["value"]
+    assert "dbsecret" not in result.output
+
+
+def test_a_redis_that_refuses_writes_is_a_failed_row_not_a_crash(
+    server: SandboxServer, tmp_path: Path, redis_url: str, redis_prefix: str
+) -> None:
+    client = redis.Redis.from_url(redis_url)
+    user = f"doctor-ro-{redis_prefix.rsplit(':', 1)[-1]}"
+    client.acl_setuser(user, enabled=True, passwords=["+ro-pass"], keys=["*"],
+                       commands=["+@read", "+ping", "+auth", "+hello", "+client"])  # fmt: skip
+    try:
+        host = redis_url.split("://", 1)[1]
+        env = _env(server, _sqlite(tmp_path), REDIS_URL=f"redis://{user}:ro-pass@{host}",
+                   REDIS_KEY_PREFIX=redis_prefix)  # fmt: skip
+        result, report = _doctor(env)
+    finally:
+        client.acl_deluser(user)
+    assert result.exit_code == 1
+    row = _rows(report)["REDIS_URL"]
+    assert row["status"] == "fail" and row["verdict"].startswith("Redis refused (NoPermission")
+    assert "ro-pass" not in result.output
+    assert {r["status"] for r in _rows(report, GOOD).values()} == {"ok"}  # local budget instead
+
+
+def test_with_json_an_unreadable_setting_is_json_too(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": _sqlite(tmp_path), "ATHENA_ENVIRONMENT": "prod", "LOG_LEVEL": "ERROR"}
+    result, report = _doctor(env)
+    assert result.exit_code == 2
+    assert report["configuration_error"]["variable"] == "ATHENA_ENVIRONMENT"
+
+
+def test_a_report_into_a_missing_directory_is_refused_before_any_request(
+    server: SandboxServer, tmp_path: Path
+) -> None:
+    missing = tmp_path / "nope" / "s.md"
+    result = CliRunner().invoke(
+        cli, ["doctor", "--support-report", str(missing)], env=_env(server, _sqlite(tmp_path))
+    )
+    assert result.exit_code == 2 and "does not exist" in result.output
+    assert server.stats()["requests"] == {}

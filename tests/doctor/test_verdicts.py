@@ -21,7 +21,7 @@ def _error(cls: type[AthenaError], status: int | None, api_error: str | None = N
         (_error(AuthError, 401, "Developer Inactive"),
          "the key (developer app) is inactive", "developer portal"),
         (_error(AuthError, 401, "Invalid token"),
-         "a freshly minted token was refused", "same environment"),
+         "a valid token was refused", "same environment"),
         (_error(AuthError, 403, "Changed messages require setup"),
          "this key may not call /departments for this practice", "enable /departments"),
         (_error(FatalError, 404, "Invalid practice.", "The practice ID does not exist."),

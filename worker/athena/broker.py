@@ -22,7 +22,7 @@ import requests
 import structlog
 from requests.auth import HTTPBasicAuth
 
-from worker.athena.errors import AuthError, FatalError, RetriableError
+from worker.athena.errors import AthenaError, AuthError, FatalError, RetriableError
 from worker.athena.responses import decode_response, transport_error
 from worker.athena.retry import RetryPolicy, call_with_retries
 from worker.athena.stats import ClientStats
@@ -172,10 +172,21 @@ class TokenBroker:
             ) from None
         if response.status_code == 429:
             self._stats.bump("throttled")
-        body = decode_response(response, path=self._path, practice_id=None, token_endpoint=True)
+        try:
+            body = decode_response(
+                response, path=self._path, practice_id=None, token_endpoint=True
+            )
+        except AthenaError as error:
+            error.request_id = error.request_id or request_id  # a 200 HTML page names none
+            raise
         access_token = body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(access_token, str) or not access_token:
-            raise FatalError("token endpoint answered without an access_token", path=self._path)
+            raise FatalError(
+                "token endpoint answered without an access_token",
+                status=response.status_code,
+                path=self._path,
+                request_id=request_id,
+            )
         expires_in = _seconds(body.get("expires_in"))
         self._stats.bump("token_mints")
         log.info(

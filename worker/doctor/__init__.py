@@ -13,11 +13,15 @@ from datetime import UTC, date, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from redis.exceptions import RedisError
+
+from worker.athena.broker import Minted
 from worker.athena.ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter
-from worker.athena.tokens import RedisTokenCache, cache_key
+from worker.athena.tokens import RedisTokenCache, Token, cache_key
 from worker.athena.transport import build_session
 from worker.doctor.athena import mint, practice_checks, practice_list
-from worker.doctor.probes import Prober, probe_timeouts
+from worker.doctor.probes import PROBE_READ_TIMEOUT, Prober
+from worker.doctor.redact import redact_url
 from worker.doctor.report import Check, Report, Verdict
 from worker.doctor.services import configuration, database, redis_check
 from worker.settings import Settings
@@ -44,18 +48,50 @@ def _token_key(settings: Settings) -> str | None:
     )
 
 
-def _limiter(settings: Settings, redis: Any) -> RateLimiter:
-    """The sync's own budget, shared through Redis when it is up: probes never starve workers."""
-    rate, burst = settings.rate_limit_rps, settings.rate_limit_burst
-    if redis is not None:
-        return RedisRateLimiter(redis, prefix=settings.redis_key_prefix, rate=rate, burst=burst)
-    return LocalRateLimiter(rate=rate, burst=burst)
-
-
 def _skipped(reason: str, practices: tuple[str, ...]) -> list[Check]:
     verdict = Verdict("skip", reason)
     rows = [Check("practices", "/practiceinfo", verdict, practice_id="1")]
     return rows + [Check("practice", "/ping", verdict, practice_id=pid) for pid in practices]
+
+
+class _FallbackLimiter:
+    """The shared Redis budget, or this process's own if Redis starts refusing mid-run."""
+
+    def __init__(self, shared: RateLimiter, local: RateLimiter) -> None:
+        self._shared: RateLimiter | None = shared
+        self._local = local
+
+    def acquire(self, key: str) -> None:
+        if self._shared is not None:
+            try:
+                self._shared.acquire(key)
+                return
+            except RedisError:
+                self._shared = None
+        self._local.acquire(key)
+
+
+def _limiter(settings: Settings, redis: Any) -> RateLimiter:
+    """The sync's own budget, shared through Redis when it is up: probes never starve workers."""
+    rate, burst = settings.rate_limit_rps, settings.rate_limit_burst
+    local = LocalRateLimiter(rate=rate, burst=burst)
+    if redis is None:
+        return local
+    shared = RedisRateLimiter(redis, prefix=settings.redis_key_prefix, rate=rate, burst=burst)
+    return _FallbackLimiter(shared, local)
+
+
+def _share(cache: RedisTokenCache | None, token_row: Check, minted: Minted | None) -> Token | None:
+    """The workers' cached token; a newly minted one is stored for them if none is cached."""
+    if cache is None:
+        return None
+    try:
+        cached = cache.load()
+        if minted is not None and cached is None and token_row.status == "ok":
+            cache.store(minted.token)  # workers reuse it instead of minting again
+        return cached
+    except RedisError:
+        return None
 
 
 def _api_checks(
@@ -67,11 +103,9 @@ def _api_checks(
 ) -> tuple[list[Check], list[tuple[str, str]]]:
     session = build_session(settings)
     try:
-        token_row, minted = mint(settings, session)
+        token_row, minted = mint(_quick(settings), session)
         cache = RedisTokenCache(redis, token_key) if redis and token_key else None
-        cached = cache.load() if cache is not None else None
-        if minted is not None and cache is not None and cached is None:
-            cache.store(minted.token)  # workers reuse it instead of minting again
+        cached = _share(cache, token_row, minted)
         token = minted.token if minted is not None else cached
         if token is None or not token.usable(time.time()):
             return [token_row, *_skipped("not probed: no token", chosen)], []
@@ -83,11 +117,11 @@ def _api_checks(
             settings.athena_base_url,
             token.access_token,
             _limiter(settings, redis),
-            probe_timeouts(settings.connect_timeout_seconds, settings.read_timeout_seconds),
+            (settings.connect_timeout_seconds, PROBE_READ_TIMEOUT),
         )
-        list_row, visible = practice_list(prober)
+        list_row, visible, whole = practice_list(prober)
         checks = [token_row, list_row]
-        known = {pid for pid, _ in visible} if list_row.status != "fail" else None
+        known = {pid for pid, _ in visible} if whole and list_row.status == "ok" else None
         window = default_window(
             today or datetime.now(UTC).date(),
             days_back=settings.sync_days_back,
@@ -100,11 +134,17 @@ def _api_checks(
         session.close()
 
 
+def _quick(settings: Settings) -> Settings:
+    """The settings with the read timeout capped: a diagnostic should answer quickly."""
+    read = min(settings.read_timeout_seconds, PROBE_READ_TIMEOUT)
+    return settings.with_overrides(read_timeout_seconds=read)
+
+
 def run_doctor(
     settings: Settings, *, practices: tuple[str, ...] = (), today: date | None = None
 ) -> Report:
     """Run every check and return the report (nothing is printed here)."""
-    chosen = practices or settings.athena_practice_ids
+    chosen = tuple(dict.fromkeys(practices or settings.athena_practice_ids))
     checks = configuration(settings, chosen)
     checks.append(database(settings))
     token_key = _token_key(settings)
@@ -131,8 +171,8 @@ def run_doctor(
         generated_at=datetime.now(UTC),
         version=_version(),
         environment=settings.athena_environment,
-        base_url=settings.athena_base_url,
-        token_url=settings.athena_token_url,
+        base_url=redact_url(settings.athena_base_url),
+        token_url=redact_url(settings.athena_token_url),
         checks=tuple(checks),
         visible_practices=tuple(visible),
     )

@@ -11,13 +11,24 @@ from worker.athena.broker import Minted, TokenBroker
 from worker.athena.errors import AthenaError
 from worker.athena.stats import ClientStats
 from worker.athena.tokens import MemoryTokenCache
-from worker.doctor.probes import Outcome, Prober
+from worker.doctor.probes import Listing, Outcome, Prober
 from worker.doctor.report import Check, Verdict
-from worker.doctor.verdicts import api_failure, listed, token_failure
+from worker.doctor.verdicts import (
+    NOUNS,
+    api_failure,
+    listed,
+    practice_list_failure,
+    token_failure,
+)
 from worker.settings import Settings
 
 PRACTICE_LIST_LIMIT = 5000
 APPOINTMENTS = "appointments"
+
+
+def scope_granted(asked: str, granted: str | None) -> bool:
+    """Every space-separated scope asked for is in the granted list (or none was echoed)."""
+    return granted is None or set(asked.split()) <= set(granted.split())
 
 
 def mint(settings: Settings, session: requests.Session) -> tuple[Check, Minted | None]:
@@ -38,7 +49,7 @@ def mint(settings: Settings, session: requests.Session) -> tuple[Check, Minted |
     granted = minted.scope or "(not echoed)"
     text = f"token minted, expires in {minted.expires_in / 60:.0f} min, scope {granted}"
     verdict = Verdict("ok", text)
-    if minted.scope and settings.athena_scope not in minted.scope.split():
+    if not scope_granted(settings.athena_scope, minted.scope):
         verdict = Verdict(
             "warn",
             f"{text}: not the scope asked for ({settings.athena_scope})",
@@ -48,7 +59,14 @@ def mint(settings: Settings, session: requests.Session) -> tuple[Check, Minted |
     return check, minted
 
 
-def _failed(section: str, name: str, outcome: Outcome, verdict: Verdict, pid: str) -> Check:
+def _row(
+    section: str,
+    name: str,
+    outcome: Outcome,
+    verdict: Verdict,
+    pid: str,
+    records: int | None = None,
+) -> Check:
     error = outcome.error
     return Check(
         section,
@@ -57,40 +75,57 @@ def _failed(section: str, name: str, outcome: Outcome, verdict: Verdict, pid: st
         practice_id=pid,
         http_status=outcome.http_status,
         api_error=error.api_error if error else None,
+        records=records,
         request_id=outcome.request_id,
         elapsed_ms=outcome.elapsed_ms,
     )
 
 
-def practice_list(prober: Prober) -> tuple[Check, list[tuple[str, str]]]:
-    """``/v1/1/practiceinfo``: every practice this key can see."""
+def practice_list(prober: Prober) -> tuple[Check, list[tuple[str, str]], bool]:
+    """``/v1/1/practiceinfo``: the practices this key can see, and whether the list is whole.
+
+    The sync never reads this endpoint, so its failure is a warning, not a failure.
+    """
     outcome = prober.get("1", "/practiceinfo", {"limit": PRACTICE_LIST_LIMIT})
     if outcome.error is not None:
-        verdict = api_failure(outcome.error, endpoint="/practiceinfo", practice_id="1")
-        return _failed("practices", "/practiceinfo", outcome, verdict, "1"), []
-    rows = outcome.body.get("practiceinfo") if isinstance(outcome.body, dict) else None
+        return (
+            _row("practices", "/practiceinfo", outcome, practice_list_failure(outcome.error), "1"),
+            [],
+            False,
+        )
+    listing = outcome.listing("practiceinfo")
+    if listing.rows is None:
+        verdict = Verdict("warn", "answered 200 without a practice list", "send the report")
+        return _row("practices", "/practiceinfo", outcome, verdict, "1"), [], False
     visible = [
         (str(row.get("practiceid")), str(row.get("name") or ""))
-        for row in (rows if isinstance(rows, list) else [])
+        for row in listing.rows
         if isinstance(row, dict) and row.get("practiceid") is not None
     ]
-    total = outcome.records("practiceinfo") or len(visible)
-    verdict = (
-        Verdict("ok", f"the key sees {total} practice(s)")
-        if visible
-        else Verdict("warn", "the key sees no practice", "ask athenahealth to enable practices")
-    )
-    check = Check(
-        "practices",
-        "/practiceinfo",
-        verdict,
-        practice_id="1",
-        http_status=outcome.http_status,
-        records=total,
-        request_id=outcome.request_id,
-        elapsed_ms=outcome.elapsed_ms,
-    )
-    return check, visible
+    whole = listing.totalcount is None or listing.totalcount <= len(listing.rows)
+    total = listing.totalcount if listing.totalcount is not None else len(visible)
+    if not visible:
+        verdict = Verdict(
+            "warn", "the key sees no practice", "ask athenahealth to enable practices"
+        )
+    elif whole:
+        verdict = Verdict("ok", f"the key sees {total} practice(s)")
+    else:
+        verdict = Verdict("ok", f"the key sees {total} practice(s); the first {len(visible)} read")
+    return _row("practices", "/practiceinfo", outcome, verdict, "1", total), visible, whole
+
+
+def _listing_verdict(path: str, listing: Listing, collection: str, scope: str) -> Verdict:
+    if listing.rows is None:
+        return Verdict(
+            "fail",
+            f"answered 200 without a {collection!r} list: the sync would fail here",
+            "send the support report to athenahealth",
+        )
+    if listing.totalcount is None and listing.rows:
+        noun = NOUNS.get(path, "records")
+        return Verdict("ok", f"at least {len(listing.rows)} {noun} (no totalcount sent)")
+    return listed(path, listing.count or 0, scope=scope)
 
 
 def _probe(
@@ -99,49 +134,28 @@ def _probe(
     outcome = prober.get(pid, path, params)
     if outcome.error is not None:
         verdict = api_failure(outcome.error, endpoint=path, practice_id=pid)
-        return _failed("practice", path, outcome, verdict, pid), outcome
-    records = outcome.records(collection)
-    verdict = (
-        listed(path, records, scope=scope)
-        if records is not None
-        else Verdict("warn", f"answered 200 without a {collection!r} list", "send the report")
-    )
-    check = Check(
-        "practice",
-        path,
-        verdict,
-        practice_id=pid,
-        http_status=outcome.http_status,
-        records=records,
-        request_id=outcome.request_id,
-        elapsed_ms=outcome.elapsed_ms,
-    )
-    return check, outcome
+        return _row("practice", path, outcome, verdict, pid), outcome
+    listing = outcome.listing(collection)
+    verdict = _listing_verdict(path, listing, collection, scope)
+    exact = listing.totalcount is not None or not listing.rows
+    return _row("practice", path, outcome, verdict, pid, listing.count if exact else None), outcome
 
 
 def _ping(prober: Prober, pid: str, visible: set[str] | None) -> Check:
     outcome = prober.get(pid, "/ping", {})
     if outcome.error is not None:
         verdict = api_failure(outcome.error, endpoint="/ping", practice_id=pid)
-        return _failed("practice", "/ping", outcome, verdict, pid)
+        return _row("practice", "/ping", outcome, verdict, pid)
     body = outcome.body if isinstance(outcome.body, dict) else {}
-    pong = {k.lower(): str(v).lower() for k, v in body.items()}.get("pong") == "true"
+    pong = {str(k).lower(): str(v).lower() for k, v in body.items()}.get("pong") == "true"
     verdict = Verdict("ok", "pong") if pong else Verdict("warn", "answered without Pong: true")
-    if visible is not None and pid not in visible:
+    if pong and visible is not None and pid not in visible:
         verdict = Verdict(
             "warn",
             "answers, but is not in the key's practice list",
             "check the practice id with athenahealth",
         )
-    return Check(
-        "practice",
-        "/ping",
-        verdict,
-        practice_id=pid,
-        http_status=outcome.http_status,
-        request_id=outcome.request_id,
-        elapsed_ms=outcome.elapsed_ms,
-    )
+    return _row("practice", "/ping", outcome, verdict, pid)
 
 
 def practice_checks(
@@ -164,10 +178,16 @@ def practice_checks(
             prober, pid, resource.path, {**resource.params, "limit": "1"}, resource.collection
         )
         checks.append(check)
-        first = outcome.first(resource.collection) if resource.collection == "departments" else None
-        if first is not None and first.get("departmentid") is not None:
-            department = str(first["departmentid"])
+        if resource.collection == "departments":
+            department = _department_id(outcome)
     return checks
+
+
+def _department_id(outcome: Outcome) -> str | None:
+    rows = outcome.listing("departments").rows or []
+    first = rows[0] if rows and isinstance(rows[0], dict) else {}
+    ident = first.get("departmentid")
+    return str(ident) if isinstance(ident, int | str) and str(ident).strip() else None
 
 
 def _appointments(
@@ -175,7 +195,11 @@ def _appointments(
 ) -> Check:
     resource = all_resources()[APPOINTMENTS]
     if department is None:
-        verdict = Verdict("skip", "not probed: no department to ask for appointments")
+        verdict = Verdict(
+            "warn",
+            "not verified: no department to ask for appointments",
+            "the appointments endpoint is untested until the practice has a department",
+        )
         return Check("practice", resource.path, verdict, practice_id=pid)
     start, end = window
     params = {

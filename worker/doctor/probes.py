@@ -35,22 +35,27 @@ class Outcome:
     body: Any = None
     error: AthenaError | None = None
 
-    def records(self, collection: str) -> int | None:
-        """The listing's size: ``totalcount`` when sent, else the length of the list."""
-        if not isinstance(self.body, dict):
-            return None
-        total = totalcount_of(self.body)
-        if total is not None:
-            return total
-        rows = self.body.get(collection)
-        return len(rows) if isinstance(rows, list) else None
+    def listing(self, collection: str) -> Listing:
+        """The envelope as the sync reads it: the list under ``collection`` and ``totalcount``."""
+        body = self.body if isinstance(self.body, dict) else None
+        rows = body.get(collection) if body is not None else None
+        total = totalcount_of(body) if body is not None else None
+        return Listing(rows if isinstance(rows, list) else None, total)
 
-    def first(self, collection: str) -> Mapping[str, Any] | None:
-        """The listing's first record, if it is an object."""
-        rows = self.body.get(collection) if isinstance(self.body, dict) else None
-        if isinstance(rows, list) and rows and isinstance(rows[0], Mapping):
-            return rows[0]
-        return None
+
+@dataclass(frozen=True)
+class Listing:
+    """A listing page: ``rows`` is None when the body has no list where one belongs."""
+
+    rows: list[Any] | None
+    totalcount: int | None
+
+    @property
+    def count(self) -> int | None:
+        """Records in all: ``totalcount`` when sent, else the rows on this page."""
+        if self.totalcount is not None:
+            return self.totalcount
+        return len(self.rows) if self.rows is not None else None
 
 
 @dataclass
@@ -91,11 +96,6 @@ class Prober:
         except AthenaError as error:
             return Outcome(response.status_code, request_id, elapsed, error=error)
         return Outcome(response.status_code, request_id, elapsed, body=body)
-
-
-def probe_timeouts(connect: float, read: float) -> tuple[float, float]:
-    """The settings' timeouts, the read one capped: a diagnostic should answer quickly."""
-    return connect, min(read, PROBE_READ_TIMEOUT)
 
 
 def _since(started: float) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from rich.markup import escape
 from rich.table import Table
 
 from worker.doctor.report import Check, Report
@@ -16,9 +17,14 @@ def _cell(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def _verdict(check: Check) -> str:
+def _text(check: Check) -> str:
     step = check.verdict.next_step
     return f"{check.verdict.text} → {step}" if step else check.verdict.text
+
+
+def _safe(value: object) -> str:
+    """Cell text for rich: API error texts may contain ``[...]``, never read as markup."""
+    return escape(_cell(value))
 
 
 def _status(check: Check) -> str:
@@ -32,27 +38,37 @@ def setup_table(report: Report) -> Table:
         table.add_column(name)
     for c in report.checks:
         if c.section not in API_SECTIONS:
-            table.add_row(c.name, _cell(c.value), _status(c), _verdict(c))
+            table.add_row(_safe(c.name), _safe(c.value), _status(c), _safe(_text(c)))
     return table
 
 
 def api_table(report: Report) -> Table:
     """The token endpoint and every probed endpoint: status, API error, records, verdict."""
-    table = Table(title=f"athenahealth API ({report.environment}, {report.base_url})")
+    table = Table(title=escape(f"athenahealth API ({report.environment}, {report.base_url})"))
     for name in ("practice", "endpoint", "HTTP", "API error", "records", "status"):
         table.add_column(name, justify="right" if name in ("HTTP", "records") else "left")
     table.add_column("verdict / next step")
     for c in report.checks:
         if c.section in API_SECTIONS:
             table.add_row(
-                _cell(c.practice_id if c.section == "practice" else ""),
-                c.name,
-                _cell(c.http_status),
-                _cell(c.api_error),
-                _cell(c.records),
+                _safe(c.practice_id if c.section == "practice" else ""),
+                _safe(c.name),
+                _safe(c.http_status),
+                _safe(c.api_error),
+                _safe(c.records),
                 _status(c),
-                _verdict(c),
+                _safe(_text(c)),
             )
+    return table
+
+
+def practices_table(report: Report) -> Table:
+    """The practices the key can see (``/v1/1/practiceinfo``)."""
+    table = Table(title="practices this key can see")
+    table.add_column("practice id")
+    table.add_column("name")
+    for pid, name in report.visible_practices:
+        table.add_row(escape(pid), escape(name))
     return table
 
 
@@ -107,7 +123,7 @@ def support_markdown(report: Report) -> str:
             c.api_error,
             c.records,
             c.status,
-            _verdict(c),
+            _text(c),
             c.request_id,
         )
         for c in report.checks
@@ -119,7 +135,7 @@ def support_markdown(report: Report) -> str:
         api_rows,
     )
     setup = [
-        (c.name, c.value, c.status, _verdict(c))
+        (c.name, c.value, c.status, _text(c))
         for c in report.checks
         if c.section not in API_SECTIONS
     ]

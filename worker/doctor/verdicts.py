@@ -32,6 +32,12 @@ def token_failure(error: AthenaError) -> Verdict:
         )
     if status >= 500:
         return Verdict("fail", f"token endpoint error {status}", f"try again later; {SUPPORT}")
+    if 200 <= status < 300:
+        return Verdict(
+            "fail",
+            f"the token endpoint answered {status} without a token",
+            "check ATHENA_TOKEN_URL: it may point at a web page or a proxy",
+        )
     if status == 404:
         return Verdict(
             "fail",
@@ -46,11 +52,31 @@ def token_failure(error: AthenaError) -> Verdict:
             "unset ATHENA_SCOPE to use athena/service/Athenanet.MDP.*, or ask athenahealth "
             "to grant the scope",
         )
+    if (
+        status == 401
+        or "client" in text
+        or (status == 400 and "grant" not in text and error.api_error)
+    ):
+        return Verdict(
+            "fail",
+            f"the token endpoint refused the client id or secret ({error.api_error or status})",
+            "check ATHENA_CLIENT_ID and ATHENA_CLIENT_SECRET, and that ATHENA_ENVIRONMENT "
+            "matches the key: preview keys do not work in production",
+        )
     return Verdict(
         "fail",
-        f"the token endpoint refused the client id or secret ({error.api_error or status})",
-        "check ATHENA_CLIENT_ID and ATHENA_CLIENT_SECRET, and that ATHENA_ENVIRONMENT matches "
-        "the key: preview keys do not work in production",
+        f"the token endpoint refused the request ({status}: {error.api_error or 'no text'})",
+        f"check ATHENA_TOKEN_URL and any proxy or firewall in between; {SUPPORT}",
+    )
+
+
+def practice_list_failure(error: AthenaError) -> Verdict:
+    """``/v1/1/practiceinfo`` failed: the sync does not need it, so this only warns."""
+    reason = f"{error.status or 'no answer'}: {error.api_error or error.message}"
+    return Verdict(
+        "warn",
+        f"could not list the key's practices ({reason})",
+        "the sync does not need this list; probe each practice with --practice",
     )
 
 
@@ -78,8 +104,14 @@ def api_failure(error: AthenaError, *, endpoint: str, practice_id: str) -> Verdi
     if status == 401:
         return Verdict(
             "fail",
-            "a freshly minted token was refused",
+            "a valid token was refused",
             "check that ATHENA_BASE_URL and ATHENA_TOKEN_URL belong to the same environment",
+        )
+    if status == 403 and not error.api_error:
+        return Verdict(
+            "fail",
+            "403 without an API error: a gateway refused (throttling or a firewall)",
+            f"retry later and check proxies in between; {SUPPORT}",
         )
     if status == 403:
         return Verdict(
