@@ -1,0 +1,91 @@
+"""Scenario 1: every contender, each on a fresh database, a full load then an unchanged re-run."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from datetime import date
+
+from bench.child import RunSpec
+from bench.contenders import Contender
+from bench.measure import Measurement, measure
+from bench.pg import fresh_database, sqlalchemy_url
+from bench.sandbox import Dataset, SandboxProcess, job_plan, warm_cache
+
+Say = Callable[[str], None]
+
+
+def migrate(database_url: str) -> None:
+    """athena-sync's schema (alembic upgrade head), as a deployment would before any sync."""
+    from worker.db import upgrade
+
+    upgrade(sqlalchemy_url(database_url))
+
+
+def run_contender(
+    contender: Contender,
+    sandbox: SandboxProcess,
+    dataset: Dataset,
+    *,
+    admin_url: str,
+    window: tuple[date, date],
+    page_limit: int,
+    say: Say = print,
+) -> list[Measurement]:
+    """A full load and an unchanged re-run of one contender on its own fresh database."""
+    with fresh_database(admin_url) as database_url, tempfile.TemporaryDirectory() as work:
+        if contender.migrate:
+            migrate(database_url)
+        plan = job_plan(dataset, window, windowed=contender.name == "athena-sync")
+        warm_cache(sandbox.url, plan, page_limit)
+        spec = RunSpec(
+            contender=contender.name,
+            base_url=sandbox.url,
+            database_url=database_url,
+            start=window[0],
+            end=window[1],
+            page_limit=page_limit,
+            rerun=False,
+            work_dir=work,
+        )
+        results = []
+        for run_spec in (spec, replace(spec, rerun=True)):
+            result = measure(contender, run_spec, sandbox, dataset)
+            say(line(result))
+            results.append(result)
+    return results
+
+
+def run_all(
+    contenders: Iterable[Contender],
+    sandbox: SandboxProcess,
+    dataset: Dataset,
+    *,
+    admin_url: str,
+    window: tuple[date, date],
+    page_limit: int,
+    say: Say = print,
+) -> list[Measurement]:
+    """Every contender in turn (each in its own processes, on its own database)."""
+    results: list[Measurement] = []
+    for contender in contenders:
+        results.extend(
+            run_contender(
+                contender, sandbox, dataset,
+                admin_url=admin_url, window=window, page_limit=page_limit, say=say,
+            )
+        )  # fmt: skip
+    return results
+
+
+def line(m: Measurement) -> str:
+    """One progress line for the console."""
+    return (
+        f"  {m.contender:<13} {m.run:<6} {m.records_per_second:>8,.0f} rec/s  "
+        f"{m.cpu_per_100k:5.2f} CPU-s/100k  {m.peak_rss_mb:5.0f} MB  "
+        f"PG {m.pg_cpu_per_100k:4.2f} CPU-s/100k  {m.stats.api_requests} requests "
+        f"(plan {m.plan_pages}, floor {m.pages_floor})  {m.stats.token_mints} mint(s)  "
+        f"{m.rows_written:,} rows written (+{m.other_rows_written:,} other)  "
+        f"rows {'ok' if m.rows_ok else 'MISMATCH'}"
+    )
