@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -114,24 +115,38 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def run_child(spec: RunSpec) -> ChildResult:
-    """Start ``python -m bench.child`` for ``spec``, wait for it, and read its rusage."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bench.child", spec.to_json()],
-        stdout=subprocess.PIPE,
-        cwd=REPO,
-        env=child_env(),
+def spawn(module: str, *args: str) -> subprocess.Popen[bytes]:
+    """``python -m module args…`` in this repository, stdout piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args], stdout=subprocess.PIPE, cwd=REPO, env=child_env()
     )
+
+
+def reap(process: subprocess.Popen[bytes]) -> tuple[str, resource.struct_rusage]:
+    """Read a child's stdout to the end and wait for it; its output and its own rusage."""
     assert process.stdout is not None
     output = process.stdout.read().decode(errors="replace")
     process.stdout.close()
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
+    return output, usage
+
+
+def result_line(output: str, returncode: int | None, what: str) -> dict[str, Any]:
+    """The JSON of a child's ``BENCH_RESULT`` line; ChildFailed if it has none or failed."""
     lines = [line for line in output.splitlines() if line.startswith(RESULT_PREFIX)]
-    if process.returncode != 0 or not lines:
+    if returncode != 0 or not lines:
         tail = "\n".join(output.splitlines()[-20:])
-        raise ChildFailed(f"{spec.contender} exited with {process.returncode}\n{tail}")
-    result = json.loads(lines[-1].removeprefix(RESULT_PREFIX))
+        raise ChildFailed(f"{what} exited with {returncode}\n{tail}")
+    result: dict[str, Any] = json.loads(lines[-1].removeprefix(RESULT_PREFIX))
+    return result
+
+
+def run_child(spec: RunSpec) -> ChildResult:
+    """Run ``python -m bench.child`` for ``spec``, wait for it, and read its rusage."""
+    process = spawn("bench.child", spec.to_json())
+    output, usage = reap(process)
+    result = result_line(output, process.returncode, spec.contender)
     return ChildResult(
         seconds=float(result["seconds"]),
         cpu_seconds=float(result["cpu_seconds"]),

@@ -154,6 +154,16 @@ class SandboxProcess:
         self.close()
 
 
+def api_requests(stats: dict[str, Any]) -> int:
+    """``/v1`` requests answered so far (any status) in a ``/_sandbox/stats`` snapshot."""
+    return sum(
+        n
+        for template, by_status in stats["requests"].items()
+        if template != TOKEN_PATH
+        for n in by_status.values()
+    )
+
+
 @dataclass(frozen=True)
 class StatsDelta:
     """What the sandbox answered between two ``/_sandbox/stats`` snapshots."""
