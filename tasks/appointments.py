@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from models import Appointment
-from tasks.resource import Resource, ensure_object, optional_id, pick
+from tasks.resource import Resource, ensure_object
 from worker.app import task
 from worker.parse import (
     BadRecord,
@@ -65,17 +65,6 @@ def _zone_for(department_id: str, timezones: Mapping[str, str], fallback: str | 
     return zone
 
 
-def _when(rec: Mapping[str, Any], zone: str) -> dict[str, Any]:
-    local_date = parse_date(rec.get("date"), "date", required=True)
-    local_time = parse_hhmm(rec.get("starttime"), "starttime", required=True)
-    return {
-        "start_at": local_to_utc(local_date, local_time, zone),
-        "local_date": local_date,
-        "local_time": local_time,
-        "timezone_name": zone,
-    }
-
-
 def to_row(
     record: Mapping[str, Any],
     *,
@@ -84,22 +73,35 @@ def to_row(
     fallback_zone: str | None = None,
     **_context: Any,
 ) -> dict[str, Any]:
-    """Map one booked/cancelled appointment to an ``appointments`` row."""
-    rec = ensure_object(record)
-    appointment_id = parse_id(rec.get("appointmentid"), "appointmentid")
-    department_id = parse_id(rec.get("departmentid"), "departmentid")
+    """Map one booked/cancelled appointment to an ``appointments`` row.
+
+    Fields are read in a fixed order (the first bad one is the one reported) straight into the
+    row: this runs for every appointment of every sync, so it builds no intermediate dicts.
+    """
+    get = ensure_object(record).get
+    appointment_id = parse_id(get("appointmentid"), "appointmentid")
+    department_id = parse_id(get("departmentid"), "departmentid")
     row: dict[str, Any] = {
         "practice_id": practice_id,
         "appointment_id": appointment_id,
         "department_id": department_id,
-        **pick(rec, optional_id, IDS),
-        **pick(rec, parse_str, TEXT),
-        **_when(rec, _zone_for(department_id, timezones, fallback_zone)),
-        "duration_minutes": parse_int(rec.get("duration"), "duration"),
-        **pick(rec, parse_athena_datetime, EASTERN_TIMES),
-        "cancel_reason_no_show": parse_bool(rec.get("cancelreasonnoshow"), "cancelreasonnoshow"),
-        "raw": record,
     }
+    for column, key in IDS.items():
+        row[column] = parse_id(get(key), key, required=False)
+    for column, key in TEXT.items():
+        row[column] = parse_str(get(key), key)
+    zone = _zone_for(department_id, timezones, fallback_zone)
+    local_date = parse_date(get("date"), "date", required=True)
+    local_time = parse_hhmm(get("starttime"), "starttime", required=True)
+    row["start_at"] = local_to_utc(local_date, local_time, zone)
+    row["local_date"] = local_date
+    row["local_time"] = local_time
+    row["timezone_name"] = zone
+    row["duration_minutes"] = parse_int(get("duration"), "duration")
+    for column, key in EASTERN_TIMES.items():
+        row[column] = parse_athena_datetime(get(key), key)
+    row["cancel_reason_no_show"] = parse_bool(get("cancelreasonnoshow"), "cancelreasonnoshow")
+    row["raw"] = record
     return row
 
 

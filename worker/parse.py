@@ -21,6 +21,8 @@ from functools import lru_cache
 from typing import Any, Literal, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from worker.wallclock import repeated, repeated_hour, wall_to_utc
+
 EASTERN = "US/Eastern"
 SENTINEL_DATE = "01/01/0001"
 
@@ -64,8 +66,13 @@ def parse_id(value: Any, field: str, *, required: Literal[True] = ...) -> str: .
 def parse_id(value: Any, field: str, *, required: bool) -> str | None: ...
 def parse_id(value: Any, field: str, *, required: bool = True) -> str | None:
     """An id as text: accepts ints and strings (stripped); rejects bools, fractions, objects."""
-    if _missing(value):
-        _required(field, required)
+    if type(value) is str and (text := value.strip()):  # the common cases, first
+        return text
+    if type(value) is int:
+        return str(value)
+    if value is None or _missing(value):
+        if required:
+            _required(field, required)
         return None
     if isinstance(value, bool):
         raise BadRecord(f"{field} is a boolean, not an id", field)
@@ -82,8 +89,11 @@ def parse_id(value: Any, field: str, *, required: bool = True) -> str | None:
 
 def parse_str(value: Any, field: str, *, required: bool = False) -> str | None:
     """Free text (names, codes); numbers become text; blank becomes None."""
-    if _missing(value):
-        _required(field, required)
+    if type(value) is str and (text := value.strip()):
+        return text
+    if value is None or _missing(value):
+        if required:
+            _required(field, required)
         return None
     if isinstance(value, str):
         return value.strip()
@@ -104,8 +114,9 @@ def parse_str_list(value: Any, field: str) -> list[str] | None:
 
 def parse_bool(value: Any, field: str, *, required: bool = False) -> bool | None:
     """true/false in any of the API's spellings: JSON booleans, "true"/"false", "Y"/"N", 1/0."""
-    if _missing(value):
-        _required(field, required)
+    if value is None or _missing(value):
+        if required:
+            _required(field, required)
         return None
     if isinstance(value, bool):
         return value
@@ -125,8 +136,9 @@ INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 def parse_int(value: Any, field: str, *, required: bool = False) -> int | None:
     """A whole number given as a JSON number or a numeric string."""
-    if _missing(value):
-        _required(field, required)
+    if value is None or _missing(value):
+        if required:
+            _required(field, required)
         return None
     if isinstance(value, bool):
         raise BadRecord(f"{field} is a boolean, not a whole number", field)
@@ -146,8 +158,9 @@ def parse_int(value: Any, field: str, *, required: bool = False) -> int | None:
 
 def parse_float(value: Any, field: str, *, required: bool = False) -> float | None:
     """A number given as a JSON number or a numeric string (latitude, longitude)."""
-    if _missing(value):
-        _required(field, required)
+    if value is None or _missing(value):
+        if required:
+            _required(field, required)
         return None
     number: float | None = None
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -168,23 +181,35 @@ def parse_date(value: Any, field: str, *, required: Literal[True]) -> date: ...
 def parse_date(value: Any, field: str, *, required: bool = ...) -> date | None: ...
 def parse_date(value: Any, field: str, *, required: bool = False) -> date | None:
     """``MM/DD/YYYY`` to a date; the sentinel ``01/01/0001`` means none."""
-    if _missing(value):
-        _required(field, required)
+    if value is None or _missing(value):
+        if required:
+            _required(field, required)
         return None
     if not isinstance(value, str):
         raise BadRecord(f"{field} is not a MM/DD/YYYY date", field)
+    day = _calendar_day(value)
+    if isinstance(day, str):
+        raise BadRecord(f"{field} {day}", field)
+    if day is None:
+        _required(field, required)
+    return day
+
+
+@lru_cache(maxsize=4096)
+def _calendar_day(value: str) -> date | str | None:
+    """The date a ``MM/DD/YYYY`` text names, None for the sentinel, or what is wrong with it
+    (cached: a page repeats a few dozen dates a thousand times)."""
     text = value.strip()
     if text == SENTINEL_DATE:
-        _required(field, required)
         return None
     match = _DATE.fullmatch(text)
     if not match:
-        raise BadRecord(f"{field} is not a MM/DD/YYYY date", field)
+        return "is not a MM/DD/YYYY date"
     month, day, year = (int(part) for part in match.groups())
     try:
         return date(year, month, day)
     except ValueError:
-        raise BadRecord(f"{field} is an impossible date", field) from None
+        return "is an impossible date"
 
 
 @overload
@@ -193,15 +218,25 @@ def parse_hhmm(value: Any, field: str, *, required: Literal[True]) -> time: ...
 def parse_hhmm(value: Any, field: str, *, required: bool = ...) -> time | None: ...
 def parse_hhmm(value: Any, field: str, *, required: bool = False) -> time | None:
     """``HH:MM`` (24 hour) to a time."""
-    if _missing(value):
-        _required(field, required)
+    if value is None or _missing(value):
+        if required:
+            _required(field, required)
         return None
-    match = _HHMM.fullmatch(value.strip()) if isinstance(value, str) else None
+    clock = _clock_time(value) if isinstance(value, str) else "is not an HH:MM time"
+    if isinstance(clock, str):
+        raise BadRecord(f"{field} {clock}", field)
+    return clock
+
+
+@lru_cache(maxsize=4096)
+def _clock_time(value: str) -> time | str:
+    """The time an ``HH:MM`` text names, or what is wrong with it (cached, like dates)."""
+    match = _HHMM.fullmatch(value.strip())
     if not match:
-        raise BadRecord(f"{field} is not an HH:MM time", field)
+        return "is not an HH:MM time"
     hour, minute = int(match[1]), int(match[2])
     if hour > 23 or minute > 59:
-        raise BadRecord(f"{field} is an impossible time", field)
+        return "is an impossible time"
     return time(hour, minute)
 
 
@@ -218,27 +253,34 @@ def local_to_utc(day: date, clock: time, zone_name: str) -> datetime:
     """Wall-clock ``day`` + ``clock`` in ``zone_name`` as an aware UTC datetime (see module doc)."""
     if not isinstance(zone_name, str) or not zone_name.strip():
         raise BadRecord("time zone is missing", "timezonename")
-    local = datetime.combine(day, clock).replace(tzinfo=zone_info(zone_name.strip()), fold=0)
-    return local.astimezone(UTC)
+    zone = zone_info(zone_name.strip())
+    return wall_to_utc(day, clock.hour, clock.minute, clock.second, clock.microsecond, zone)
 
 
 def parse_athena_datetime(
     value: Any, field: str, *, zone: str = EASTERN, required: bool = False
 ) -> datetime | None:
     """``MM/DD/YYYY HH:MM[:SS]`` in ``zone`` (US/Eastern for audit times) to aware UTC."""
-    if _missing(value):
-        _required(field, required)
-        return None
-    match = _DATETIME.fullmatch(value.strip()) if isinstance(value, str) else None
+    text = value.strip() if isinstance(value, str) else None
+    if not text:
+        if value is None or text == "":
+            if required:
+                _required(field, required)
+            return None
+        raise BadRecord(f"{field} is not a MM/DD/YYYY HH:MM:SS timestamp", field)
+    match = _DATETIME.fullmatch(text)
     if not match:
         raise BadRecord(f"{field} is not a MM/DD/YYYY HH:MM:SS timestamp", field)
-    day = parse_date(match[1], field, required=required)
-    if day is None:
-        return None
+    day = _calendar_day(match[1])
+    if day is None or isinstance(day, str):
+        parse_date(match[1], field, required=required)  # raises what is wrong with it
+        return None  # the "none" sentinel
     hour, minute, second = int(match[2]), int(match[3]), int(match[4] or 0)
     if hour > 23 or minute > 59 or second > 59:
         raise BadRecord(f"{field} is an impossible time", field)
-    return local_to_utc(day, time(hour, minute, second), zone)
+    if not isinstance(zone, str) or not zone.strip():
+        raise BadRecord("time zone is missing", "timezonename")
+    return wall_to_utc(day, hour, minute, second, 0, zone_info(zone.strip()))
 
 
 def to_eastern_param(moment: datetime) -> str:
@@ -283,5 +325,8 @@ def ambiguous_eastern(moment: datetime | None) -> bool:
     hour that repeats when daylight time ends; such wall times are read as the first)."""
     if moment is None:
         return False
-    local = moment.astimezone(zone_info(EASTERN))
-    return local.replace(fold=1 - local.fold).utcoffset() != local.utcoffset()
+    eastern = zone_info(EASTERN)
+    if moment.tzinfo is UTC and moment.year >= 1900:
+        # Eastern's offsets are whole hours since 1883: one answer holds for a whole UTC hour.
+        return repeated_hour(moment.replace(minute=0, second=0, microsecond=0), eastern)
+    return repeated(moment, eastern)
