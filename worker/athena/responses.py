@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import requests
 
 from worker.athena.errors import AthenaError, AuthError, FatalError, RetriableError
@@ -24,6 +25,12 @@ MAX_TEXT = 200
 RETRIABLE_4XX = frozenset({408, 425, 429})
 _ERROR_KEYS = ("error", "message", "Message")
 _DETAIL_KEYS = ("detailedmessage", "error_description", "detail")
+
+
+class NonFinite(float):
+    """``NaN``/``Infinity`` as the standard decoder reads them (not valid JSON). A float
+    subclass, so encoding a record holding one falls back to ``json``, which writes it back
+    as it came (and Postgres refuses it, as it refuses the record)."""
 
 
 def truncate(text: str, limit: int = MAX_TEXT) -> str:
@@ -108,7 +115,11 @@ def decode_response(
     if response.status_code == 204:
         return None
     try:
-        return response.json()
+        return orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        pass  # not UTF-8, or JSON that only the standard decoder reads: let it decide
+    try:
+        return response.json(parse_constant=NonFinite)
     except ValueError:
         raise RetriableError(
             f"{response.status_code} response with {_describe_body(response)} "

@@ -3,11 +3,11 @@
 ``upsert_page`` sends ``INSERT … ON CONFLICT (pk) DO UPDATE … WHERE <something changed>``, so
 re-syncing unchanged data writes no rows at all (no dead tuples, no WAL, no trigger noise). For
 appointments the ``WHERE`` also refuses an older ``lastmodified`` over a newer one (pages of
-different ages can race). On Postgres the page travels as one JSON parameter expanded by
-``json_populate_recordset`` (small SQL text, no per-row parameter binding); on SQLite it is sent
-executemany-style, compiled once and batched into multi-row VALUES. Counts come from ``RETURNING``
-(on Postgres ``xmax = 0`` tells an insert from an update; on SQLite one ``SELECT`` of the page's
-existing keys does): no per-row round trips.
+different ages can race). On Postgres the page travels as JSON text expanded by
+``json_populate_recordset`` (see ``pgsource``: small SQL text, no per-row parameter binding); on
+SQLite it is sent executemany-style, compiled once and batched into multi-row VALUES. Counts come
+from ``RETURNING`` (on Postgres ``xmax = 0`` tells an insert from an update, counted in the same
+statement; on SQLite one ``SELECT`` of the page's existing keys does): no per-row round trips.
 
 Neither function commits: the caller commits the page together with its progress (watermarks,
 run counters), so a crash never records progress for rows that did not land.
@@ -19,18 +19,19 @@ row still exists upstream is tracked by ``deleted_at`` (see ``mark_missing``).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import datetime
+from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from models import BOOKKEEPING_COLUMNS, Base, UTCDateTime
-from worker.sync.dialect import insert_for
+from worker.sync.pgsource import pg_payload, pg_source
 
 # Both drivers cap bind parameters per statement (SQLite 32766, Postgres 65535); a page wider
 # than this is split into as few statements as fit.
@@ -64,20 +65,17 @@ def _table(model: type[Base]) -> sa.Table:
 
 def _dedupe(rows: Iterable[Mapping[str, Any]], pk: Sequence[str]) -> list[Mapping[str, Any]]:
     """One row per key, the last one given (ON CONFLICT cannot touch a row twice)."""
-    by_key: dict[Key, Mapping[str, Any]] = {}
-    for row in rows:
-        by_key[tuple(row[name] for name in pk)] = row
-    return list(by_key.values())
+    key = itemgetter(*pk)
+    return list({key(row): row for row in rows}.values())
 
 
 def _data_columns(
     table: sa.Table, rows: Sequence[Mapping[str, Any]], pk: Sequence[str]
 ) -> list[str]:
     """The mapped (non-key, non-bookkeeping) columns; every row must carry the same ones."""
-    names = set(rows[0])
-    for row in rows:
-        if set(row) != names:
-            raise ValueError("rows in one page must have the same columns")
+    names = rows[0].keys()
+    if any(row.keys() != names for row in rows):
+        raise ValueError("rows in one page must have the same columns")
     unknown = names - set(table.c.keys())
     if unknown:
         raise ValueError(f"{table.name} has no column(s) {sorted(unknown)}")
@@ -99,52 +97,38 @@ def _changed(table: sa.Table, excluded: Any, columns: Sequence[str]) -> sa.Colum
     return sa.or_(*differs, table.c.deleted_at.is_not(None))
 
 
-def _not_older(
-    table: sa.Table, excluded: Any, guard: str, ceiling: datetime | None
-) -> sa.ColumnElement[bool]:
+def _not_older(table: sa.Table, excluded: Any, guard: str, ceiling: bool) -> sa.ColumnElement[bool]:
     """The stored guard time is not after the incoming one (or after ``ceiling``, the latest
     instant the incoming value could stand for, when that is uncertain)."""
-    limit = excluded[guard] if ceiling is None else sa.literal(ceiling, UTCDateTime())
+    limit = excluded[guard] if not ceiling else sa.bindparam("ceiling", type_=UTCDateTime())
     return sa.or_(excluded[guard].is_(None), table.c[guard].is_(None), table.c[guard] <= limit)
 
 
-def _json_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a timestamptz column; pass an aware one")
-        return value.isoformat()
-    if isinstance(value, date | time):
-        return value.isoformat()
-    raise TypeError(f"cannot send {type(value).__name__} as JSON")
-
-
-def _pg_source(table: sa.Table, names: Sequence[str]) -> Any:
-    """``SELECT <names> FROM json_populate_recordset(NULL::<table>, :payload)``: one parameter
-    carries the whole page, so the SQL text stays small and the server parses the rows."""
-    payload = sa.cast(sa.bindparam("payload", type_=sa.Text()), postgresql.JSON)
-    rows = sa.func.json_populate_recordset(sa.literal_column(f"NULL::{table.name}"), payload)
-    source = rows.alias("src")
-    return sa.select(*(sa.literal_column(f"src.{name}") for name in names)).select_from(source)
-
-
+@lru_cache(maxsize=64)
 def _statement(
-    session: Session,
+    dialect: str,
     table: sa.Table,
-    columns: Sequence[str],
-    pk: Sequence[str],
-    *,
+    columns: tuple[str, ...],
+    pk: tuple[str, ...],
     guard_column: str | None,
-    guard_ceiling: datetime | None = None,
+    ceiling: bool,
+    split_raw: bool = False,
 ) -> Any:
-    """The upsert: the same SQL for every page, compiled once."""
-    stmt = insert_for(session, table)
-    if session.get_bind().dialect.name == "postgresql":
-        names = [*pk, *columns, *BOOKKEEPING_COLUMNS]
-        stmt = stmt.from_select(names, _pg_source(table, names))
+    """The upsert for one page shape, built once: the same SQL for every page.
+
+    On Postgres it is wrapped as ``WITH written AS (INSERT … RETURNING (xmax = 0)) SELECT
+    <inserted>, <written>`` so the counts come back as one row, not one row per written row.
+    """
+    postgres = dialect == "postgresql"
+    stmt = (postgresql.insert if postgres else sqlite.insert)(table)
+    if postgres:
+        stmt = stmt.from_select(
+            [*pk, *columns, *_BOOKKEEPING], pg_source(table, [*pk, *columns], split_raw)
+        )
     excluded = stmt.excluded
     where = _changed(table, excluded, columns)
     if guard_column is not None:
-        where = sa.and_(where, _not_older(table, excluded, guard_column, guard_ceiling))
+        where = sa.and_(where, _not_older(table, excluded, guard_column, ceiling))
     set_: dict[str, Any] = {name: excluded[name] for name in columns}
     set_.update(
         last_seen_at=excluded.last_seen_at,
@@ -152,11 +136,15 @@ def _statement(
         deleted_at=sa.null(),
     )
     upsert = stmt.on_conflict_do_update(index_elements=list(pk), set_=set_, where=where)
-    returned: list[Any] = [table.c[name] for name in pk]
-    if session.get_bind().dialect.name == "postgresql":
-        # xmax is 0 on a row this statement inserted and non-zero on one it updated.
-        returned.append(sa.literal_column("(xmax = 0)").label("inserted"))
-    return upsert.returning(*returned)
+    if not postgres:
+        return upsert.returning(*(table.c[name] for name in pk))
+    # xmax is 0 on a row this statement inserted and non-zero on one it updated.
+    written = upsert.returning(sa.literal_column("(xmax = 0)").label("inserted")).cte("written")
+    inserted = sa.func.count().filter(written.c.inserted)
+    return sa.select(inserted.label("inserted"), sa.func.count().label("written"))
+
+
+_BOOKKEEPING = ("first_seen_at", "last_seen_at", "deleted_at", "last_sync_run_id")
 
 
 def _existing(session: Session, table: sa.Table, pk: Sequence[str], keys: list[Key]) -> set[Key]:
@@ -184,33 +172,51 @@ def upsert_page(
     if not rows:
         return UpsertCounts()
     table = _table(model)
-    pk = [column.name for column in table.primary_key.columns]
-    columns = _data_columns(table, rows, pk)
+    pk = tuple(column.name for column in table.primary_key.columns)
+    columns = tuple(_data_columns(table, rows, pk))
     page = _dedupe(rows, pk)
-    extra = {"first_seen_at": now, "last_seen_at": now, "deleted_at": None,
-             "last_sync_run_id": run_id}  # fmt: skip
-    params = [{**row, **extra} for row in page]
+    dialect = session.get_bind().dialect.name
+    # The rows lend their raw documents to a separate array (dicts only: they are put back).
+    lenders = [row for row in page if isinstance(row, dict)]
+    split_raw = dialect == "postgresql" and "raw" in columns and len(lenders) == len(page)
     stmt = _statement(
-        session, table, columns, pk, guard_column=guard_column, guard_ceiling=guard_ceiling
+        dialect, table, columns, pk, guard_column, guard_ceiling is not None, split_raw
     )
-    postgres = session.get_bind().dialect.name == "postgresql"
-    existing: set[Key] = set()
-    if not postgres:
-        for chunk in _chunks(page, MAX_BIND_PARAMS // len(pk)):
-            keys = [tuple(row[name] for name in pk) for row in chunk]
-            existing |= _existing(session, table, pk, keys)
-    if postgres:
-        payload = json.dumps(params, default=_json_value, ensure_ascii=False)
-        written = list(session.execute(stmt, {"payload": payload}))
+    binds: dict[str, Any] = {"now": now, "run_id": run_id}
+    if guard_ceiling is not None:
+        binds["ceiling"] = guard_ceiling
+    if dialect == "postgresql":
+        payload = pg_payload(table, page, lenders if split_raw else None)
+        result = session.execute(stmt, {**payload, **binds}).one()
+        inserted, updated = result.inserted, result.written - result.inserted
     else:
-        written = list(session.execute(stmt, params))
-    if postgres:
-        inserted = sum(1 for row in written if row.inserted)
-    else:
-        inserted = len({tuple(row[: len(pk)]) for row in written} - existing)
-    updated = len(written) - inserted
+        inserted, updated = _sqlite_upsert(session, table, pk, page, stmt, binds)
     # A key given twice is written once; the extra copy counts as unchanged.
     return UpsertCounts(inserted, updated, len(rows) - inserted - updated)
+
+
+def _sqlite_upsert(
+    session: Session,
+    table: sa.Table,
+    pk: Sequence[str],
+    page: Sequence[Mapping[str, Any]],
+    stmt: Any,
+    binds: dict[str, Any],
+) -> tuple[int, int]:
+    """executemany-style (batched into multi-row VALUES); inserts told apart by the keys that
+    existed before. Returns (inserted, updated)."""
+    existing: set[Key] = set()
+    for chunk in _chunks(page, MAX_BIND_PARAMS // len(pk)):
+        keys = [tuple(row[name] for name in pk) for row in chunk]
+        existing |= _existing(session, table, pk, keys)
+    extra = {"first_seen_at": binds["now"], "last_seen_at": binds["now"], "deleted_at": None,
+             "last_sync_run_id": binds["run_id"]}  # fmt: skip
+    params = [{**row, **extra} for row in page]
+    if "ceiling" in binds:
+        params = [{**row, "ceiling": binds["ceiling"]} for row in params]
+    written = list(session.execute(stmt, params))
+    inserted = len({tuple(row[: len(pk)]) for row in written} - existing)
+    return inserted, len(written) - inserted
 
 
 def _id_column(table: sa.Table) -> sa.Column[Any]:
