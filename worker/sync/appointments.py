@@ -17,7 +17,7 @@ from models import Appointment, Department
 from tasks import get_resource as resource_for
 from worker.parse import BadRecord, to_eastern_param, zone_from_offset, zone_info
 from worker.sync import state
-from worker.sync.job import Job, map_page, pages, read_then_mark, write_page
+from worker.sync.job import Job, map_page, pages_in_turn, read_then_mark, write_page
 from worker.sync.units import Unit, split_windows
 
 
@@ -100,22 +100,23 @@ def _incremental(job: Job, start: date, end: date, context: dict[str, Any]) -> N
         watermark = state.get_watermark(session, unit.practice_id, "appointments", scope)
     overlap = timedelta(seconds=ctx.settings.sync_lastmodified_overlap_seconds)
     newest = watermark
-    windows = list(split_windows(start, end, ctx.settings.sync_window_days))
-    for index, (w_start, w_end) in enumerate(windows):
+    listings = []
+    for w_start, w_end in split_windows(start, end, ctx.settings.sync_window_days):
         params = _appointment_params(unit, w_start, w_end)
         if watermark is not None:
             params["startlastmodified"] = to_eastern_param(watermark - overlap)
-        for page in pages(job, params):
-            mapped = map_page(job, page.records, context)
-            newest = _newest(newest, mapped.rows)
-            with ctx.sessions.begin() as session:
-                counts = write_page(job, session, page, mapped)
-                if page.last and index == len(windows) - 1:
-                    state.set_watermark(
-                        session, unit.practice_id, "appointments", scope, newest,
-                        run_id=job.run_id, now=ctx.clock(),
-                    )  # fmt: skip
-            job.counts = counts
+        listings.append(params)
+    for index, page in pages_in_turn(job, listings):
+        mapped = map_page(job, page.records, context)
+        newest = _newest(newest, mapped.rows)
+        with ctx.sessions.begin() as session:
+            counts = write_page(job, session, page, mapped)
+            if page.last and index == len(listings) - 1:
+                state.set_watermark(
+                    session, unit.practice_id, "appointments", scope, newest,
+                    run_id=job.run_id, now=ctx.clock(),
+                )  # fmt: skip
+        job.counts = counts
 
 
 def _newest(current: datetime | None, rows: list[dict[str, Any]]) -> datetime | None:

@@ -6,7 +6,7 @@ crash loses nothing and a re-run repeats nothing that matters.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,6 +22,7 @@ from worker.parse import ambiguous_eastern
 from worker.settings import Settings
 from worker.sync.deadletters import BadRecordLetter, add_record_letters, resolve_record_letters
 from worker.sync.pages import MappedPage, map_records
+from worker.sync.prefetch import fetch_ahead
 from worker.sync.runs import Counts, save_progress, utcnow
 from worker.sync.units import Unit
 from worker.sync.upsert import UpsertCounts, mark_missing, upsert_page
@@ -81,11 +82,44 @@ def has_open_record_letters(ctx: SyncContext, unit: Unit) -> bool:
 
 
 def pages(job: Job, params: dict[str, Any]) -> Iterator[Page]:
+    """The listing's pages, each fetched while the one before it is written (fetch-ahead)."""
+    return (page for _, page in pages_in_turn(job, [params]))
+
+
+def pages_in_turn(job: Job, listings: Sequence[dict[str, Any]]) -> Iterator[tuple[int, Page]]:
+    """Every page of several listings, one listing after another, as (listing index, page).
+
+    One fetch-ahead thread reads them all, so the first page of a listing is fetched while the
+    last page of the one before it is written. ``job.params`` names the listing of the page in
+    hand, or of the request that failed (for its dead letter).
+    """
     resource = resource_for(job.unit.resource)
-    job.params = params
-    return job.ctx.client.paginate(
-        job.unit.practice_id, resource.path, params, collection=resource.collection
-    )
+    client, practice_id = job.ctx.client, job.unit.practice_id
+    fetching = [0]
+
+    def read() -> Iterator[tuple[int, Page]]:
+        for index, params in enumerate(listings):
+            fetching[0] = index
+            for page in client.paginate(
+                practice_id, resource.path, params, collection=resource.collection
+            ):
+                yield index, page
+
+    job.params = listings[0] if listings else {}
+    ahead = fetch_ahead(read)
+    try:
+        while True:
+            try:
+                index, page = next(ahead)
+            except StopIteration:
+                return
+            except Exception:
+                job.params = listings[fetching[0]]
+                raise
+            job.params = listings[index]
+            yield index, page
+    finally:
+        ahead.close()
 
 
 def write_page(job: Job, session: Session, page: Page, mapped: MappedPage) -> Counts:
@@ -160,15 +194,16 @@ def _guarded(
     guard = resource.guard_column
     if guard is None:
         return upsert_page(session, resource.model, rows, **options)
-    ordered = [row for row in rows if not ambiguous_eastern(row.get(guard))]
-    total = upsert_page(session, resource.model, ordered, guard_column=guard, **options)
+    ordered: list[dict[str, Any]] = []
+    uncertain: list[dict[str, Any]] = []
     for row in rows:
-        if ambiguous_eastern(row.get(guard)):
-            ceiling = row[guard] + timedelta(hours=1)
-            total += upsert_page(
-                session, resource.model, [row], guard_column=guard, guard_ceiling=ceiling,
-                **options,
-            )  # fmt: skip
+        (uncertain if ambiguous_eastern(row.get(guard)) else ordered).append(row)
+    total = upsert_page(session, resource.model, ordered, guard_column=guard, **options)
+    for row in uncertain:
+        ceiling = row[guard] + timedelta(hours=1)
+        total += upsert_page(
+            session, resource.model, [row], guard_column=guard, guard_ceiling=ceiling, **options
+        )
     return total
 
 
