@@ -95,12 +95,13 @@ def _run(label: str, settings: Any, url: str, window: tuple[date, date], mode: s
         resources=expand_resources(["all"]), practices=(PRACTICE,), mode=mode,
         start=window[0], end=window[1],
     )  # fmt: skip
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     try:
         results = run_request(runtime.context(), request)
     finally:
         runtime.close()
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
     after = requests.get(f"{url}/_sandbox/stats", timeout=5).json()
     fetched = sum(r.counts.fetched for r in results)
     written = sum(r.counts.inserted + r.counts.updated for r in results)
@@ -108,7 +109,9 @@ def _run(label: str, settings: Any, url: str, window: tuple[date, date], mode: s
     statuses = sorted({r.status for r in results})
     print(
         f"{label:<22} records={fetched:>7}  written={written:>7}  seconds={elapsed:7.2f}  "
-        f"records/s={fetched / elapsed:9.0f}  api_calls={after['total'] - before['total']:>5}  "
+        f"records/s={fetched / elapsed:9.0f}  cpu_s={cpu:6.2f}  "
+        f"cpu_s_per_100k={cpu * 100_000 / max(fetched, 1):5.2f}  "
+        f"api_calls={after['total'] - before['total']:>5}  "
         f"token_mints={after['token_mints'] - before['token_mints']}  peak_rss_mb={peak_mb:6.0f}  "
         f"units={len(results)} status={','.join(statuses)}"
     )
