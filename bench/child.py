@@ -8,6 +8,7 @@ reads peak RSS and the whole process's CPU from ``wait4``.
 
 from __future__ import annotations
 
+import cProfile
 import importlib
 import json
 import resource
@@ -40,6 +41,7 @@ class RunSpec:
     page_limit: int
     rerun: bool
     work_dir: str
+    profile_path: str = ""  # when set, the load runs under cProfile and its stats go here
 
     def to_json(self) -> str:
         """JSON text for the command line."""
@@ -75,7 +77,12 @@ def main(argv: list[str]) -> None:
     spec = RunSpec.from_json(argv[1])
     load = resolve(spec.contender)(spec)
     started, cpu_started = time.perf_counter(), _cpu_seconds()
-    fetched = load()
+    if spec.profile_path:
+        profiler = cProfile.Profile()
+        fetched = profiler.runcall(load)
+        profiler.dump_stats(spec.profile_path)
+    else:
+        fetched = load()
     seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu_started
     result = {"seconds": seconds, "cpu_seconds": cpu, "fetched": fetched}
     print(RESULT_PREFIX + json.dumps(result), flush=True)

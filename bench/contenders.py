@@ -25,6 +25,7 @@ class Contender:
     plan_pages: Callable[[Dataset, int], int]  # requests its own plan needs at a page limit
     plan_note: str
     migrate: bool = False  # the harness runs athena-sync's migrations first
+    windowed: bool = False  # reads appointments per department and 31-day window
 
     def is_data_table(self, qualified: str) -> bool:
         """Whether a ``schema.table`` holds records (as opposed to bookkeeping or staging)."""
@@ -53,6 +54,7 @@ ATHENA = Contender(
     plan_pages=_athena_pages,
     plan_note="per department per 31-day window, + the default departments listing",
     migrate=True,
+    windowed=True,
 )
 BASELINE = Contender(
     name="baseline",

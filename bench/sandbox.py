@@ -17,8 +17,6 @@ from typing import Any
 
 import requests
 
-from worker.sandbox import SandboxConfig
-
 PRACTICE = "195900"
 CLIENT_ID = "sandbox-client"
 CLIENT_SECRET = "sandbox-secret"
@@ -53,6 +51,10 @@ class DatasetSpec:
     @property
     def window(self) -> tuple[date, date]:
         """The served appointment days (the DST Sundays far outside them are left out)."""
+        # Imported here: contender processes import this module and must not pay for the
+        # sandbox's own modules in their memory.
+        from worker.sandbox.config import SandboxConfig
+
         config = SandboxConfig(anchor_date=self.anchor, days=self.days)
         return config.first_day, config.last_day
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import os
+import pstats
+import sys
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -9,7 +13,7 @@ from datetime import date
 
 from bench.child import RunSpec
 from bench.contenders import Contender
-from bench.measure import Measurement, measure
+from bench.measure import REPO, Measurement, measure
 from bench.pg import fresh_database, sqlalchemy_url
 from bench.sandbox import Dataset, SandboxProcess, job_plan, warm_cache
 
@@ -32,13 +36,19 @@ def run_contender(
     window: tuple[date, date],
     page_limit: int,
     say: Say = print,
+    warm: bool = True,
+    rerun: bool = True,
 ) -> list[Measurement]:
-    """A full load and an unchanged re-run of one contender on its own fresh database."""
+    """A full load and an unchanged re-run of one contender on its own fresh database.
+
+    ``warm`` first reads every page of the contender's plan, so the sandbox serves it from its
+    page cache and the contender measures itself rather than the sandbox rendering JSON."""
     with fresh_database(admin_url) as database_url, tempfile.TemporaryDirectory() as work:
         if contender.migrate:
             migrate(database_url)
-        plan = job_plan(dataset, window, windowed=contender.name == "athena-sync")
-        warm_cache(sandbox.url, plan, page_limit)
+        if warm:
+            plan = job_plan(dataset, window, windowed=contender.windowed)
+            warm_cache(sandbox.url, plan, page_limit)
         spec = RunSpec(
             contender=contender.name,
             base_url=sandbox.url,
@@ -50,7 +60,7 @@ def run_contender(
             work_dir=work,
         )
         results = []
-        for run_spec in (spec, replace(spec, rerun=True)):
+        for run_spec in (spec, replace(spec, rerun=True))[: 2 if rerun else 1]:
             result = measure(contender, run_spec, sandbox, dataset)
             say(line(result))
             results.append(result)
@@ -77,6 +87,46 @@ def run_all(
             )
         )  # fmt: skip
     return results
+
+
+def profile(
+    contender: Contender,
+    sandbox: SandboxProcess,
+    dataset: Dataset,
+    *,
+    admin_url: str,
+    window: tuple[date, date],
+    page_limit: int,
+    top: int = 30,
+) -> str:
+    """A full load under cProfile (a separate run: profiling slows it down), top functions by
+    own time, and the sandbox's view of the run."""
+    with fresh_database(admin_url) as database_url, tempfile.TemporaryDirectory() as work:
+        if contender.migrate:
+            migrate(database_url)
+        warm_cache(sandbox.url, job_plan(dataset, window, windowed=contender.windowed), page_limit)
+        path = os.path.join(work, "profile.out")
+        spec = RunSpec(
+            contender=contender.name, base_url=sandbox.url, database_url=database_url,
+            start=window[0], end=window[1], page_limit=page_limit, rerun=False,
+            work_dir=work, profile_path=path,
+        )  # fmt: skip
+        measured = measure(contender, spec, sandbox, dataset)
+        text = io.StringIO()
+        stats = pstats.Stats(path, stream=text)
+        stats.sort_stats("tottime").print_stats(top)
+    body = text.getvalue()
+    body = body[body.index("ncalls") :] if "ncalls" in body else body
+    for prefix in (
+        f"{sys.prefix}/lib/python{sys.version_info[0]}.{sys.version_info[1]}/site-packages/",
+        f"{REPO}/",
+    ):
+        body = body.replace(prefix, "")
+    head = (
+        f"{contender.label} full load under cProfile: {measured.seconds:.1f} s wall, "
+        f"{measured.cpu_seconds:.1f} CPU-s, Postgres {measured.pg_cpu_seconds:.1f} CPU-s\n"
+    )
+    return head + "\n".join(line.rstrip()[:160] for line in body.splitlines())
 
 
 def line(m: Measurement) -> str:
