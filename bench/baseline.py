@@ -5,7 +5,8 @@ through /providers, /departments, /appointmenttypes and /appointments/booked (pe
 over the whole window, ``showcancelled=true``) by offset, and hands decoded pages over a small
 queue; the main thread COPYs each page into a temp table and moves it with one
 ``INSERT … ON CONFLICT DO UPDATE`` (no ``WHERE``: a re-run rewrites every row), one commit per
-page. Tables are typed like the sync's, ``raw`` JSONB included.
+page. Tables are typed like the sync's, ``raw`` JSONB and the appointments table's secondary
+indexes included.
 
 Deliberate shortcuts (what makes it a floor, not a product): times are parsed by Postgres with
 ``DateStyle = 'ISO, MDY'`` in UTC, so ``start_at`` ignores the department's zone and DST and the
@@ -48,6 +49,7 @@ class Target:
     key: tuple[str, ...]
     columns: tuple[tuple[str, str], ...]  # (name, SQL type), raw last
     to_row: Callable[[Record], Row]
+    indexes: tuple[str, ...] = ()  # column lists of secondary indexes
 
 
 def _provider(r: Record) -> Row:
@@ -105,7 +107,12 @@ TARGETS = {
         ("local_time", "time"), ("duration_minutes", "integer"),
         ("last_modified_at", "timestamptz"), ("scheduled_at", "timestamptz"),
         ("cancelled_at", "timestamptz"), ("cancel_reason", TEXT), ("raw", "jsonb"),
-    ), _appointment),
+    ), _appointment, (
+        # The same secondary indexes as athena-sync's appointments table: Postgres maintains
+        # them on every write for both.
+        "practice_id, department_id, local_date", "practice_id, last_modified_at",
+        "practice_id, patient_id", "practice_id, provider_id, start_at",
+    )),
 }  # fmt: skip
 
 
@@ -114,6 +121,10 @@ def _ddl(target: Target) -> list[str]:
     return [
         f"CREATE TABLE IF NOT EXISTS {target.table} ({columns}, "
         f"PRIMARY KEY ({', '.join(target.key)}))",
+        *(
+            f"CREATE INDEX IF NOT EXISTS {target.table}_{i} ON {target.table} ({index})"
+            for i, index in enumerate(target.indexes)
+        ),
         f"CREATE TEMP TABLE tmp_{target.table} (LIKE {target.table}) ON COMMIT DELETE ROWS",
     ]
 

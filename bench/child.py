@@ -3,7 +3,7 @@
 The contender's module is imported and its loader prepared before the clock starts; the timed
 part is the load alone. Wall seconds and this process's CPU seconds (all threads, from
 ``getrusage``) of that part are printed as one ``BENCH_RESULT {json}`` line on stdout; the parent
-reads peak RSS and the whole process's CPU from ``wait4``.
+reads the whole process's CPU from ``wait4``. Peak RSS is the process's own ``VmHWM``.
 """
 
 from __future__ import annotations
@@ -58,6 +58,19 @@ class RunSpec:
         return cls(**data)
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident set since it was exec'd (``VmHWM``), in MB.
+
+    Not ``ru_maxrss``: Linux carries the parent's high-water mark across fork and exec into it,
+    so a child of a large harness would report the harness's size.
+    """
+    with open("/proc/self/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def _cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -84,7 +97,7 @@ def main(argv: list[str]) -> None:
     else:
         fetched = load()
     seconds, cpu = time.perf_counter() - started, _cpu_seconds() - cpu_started
-    result = {"seconds": seconds, "cpu_seconds": cpu, "fetched": fetched}
+    result = {"seconds": seconds, "cpu_seconds": cpu, "fetched": fetched, "rss_mb": peak_rss_mb()}
     print(RESULT_PREFIX + json.dumps(result), flush=True)
 
 

@@ -31,8 +31,9 @@ METHOD = [
     "by the API's `totalcount`s; the same number for every contender. records/s = records / wall "
     "seconds of the load, measured inside the contender's process after its imports.",
     "Each run is its own process (`python -m bench.child`): **CPU** = that process's user + "
-    "system seconds during the load (all threads); **peak RSS** = its `ru_maxrss` from `wait4` "
-    "(whole life, imports included). **Postgres CPU** = user + system seconds of the backends "
+    "system seconds during the load (all threads); **peak RSS** = its own high-water mark "
+    "(`VmHWM`, whole life, imports included; `ru_maxrss` would inherit the harness's). "
+    "**Postgres CPU** = user + system seconds of the backends "
     "and autovacuum workers of the contender's database plus walwriter, checkpointer and "
     "background writer, sampled from /proc every 0.1 s.",
     "**API requests**, **token mints** and **429s** are deltas of the sandbox's own counters. "

@@ -1,9 +1,9 @@
 """Running one contender in its own process and measuring it from the outside.
 
-Per run: wall seconds and CPU of the load phase (reported by the child), the child's peak RSS
-and whole-process CPU (``wait4``), Postgres CPU for its database (``bench.pg.PostgresCpu``),
-API requests, token requests/mints and 429s (sandbox stats deltas), rows written per table
-(``pg_stat_user_tables`` deltas) and the rows it holds afterwards.
+Per run: wall seconds and CPU of the load phase and the process's peak RSS (``VmHWM``), reported
+by the child; its whole-process CPU (``wait4``); Postgres CPU for its database
+(``bench.pg.PostgresCpu``); API requests, token requests/mints and 429s (sandbox stats
+deltas); rows written per table (``pg_stat_user_tables`` deltas) and the rows it holds after.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ def run_child(spec: RunSpec) -> ChildResult:
         cpu_seconds=float(result["cpu_seconds"]),
         fetched=int(result["fetched"]),
         process_cpu_seconds=usage.ru_utime + usage.ru_stime,
-        peak_rss_mb=usage.ru_maxrss / 1024,  # kilobytes on Linux
+        peak_rss_mb=float(result["rss_mb"]),
     )
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import redis
 
-from bench.child import RESULT_PREFIX
+from bench.child import RESULT_PREFIX, peak_rss_mb
 from bench.measure import reap, result_line, spawn
 from bench.pg import fresh_database, sqlalchemy_url
 from bench.sandbox import (
@@ -224,7 +224,7 @@ def run_point(sandbox: SandboxProcess, workers: int, options: ScaleOptions) -> S
         worker_requests=worker_requests,
         steady_rps=steady_rps,
         steady_seconds=steady_seconds,
-        peak_rss_mb=max(usage.ru_maxrss for _, usage in reaped) / 1024,
+        peak_rss_mb=max(float(r["rss_mb"]) for r in results),
     )
 
 
@@ -281,7 +281,8 @@ def worker_main(spec: dict[str, Any]) -> None:
     finally:
         runtime.close()
         client.close()
-    print(RESULT_PREFIX + json.dumps({"fetched": fetched, "units": units, "failed": failed}))
+    result = {"fetched": fetched, "units": units, "failed": failed, "rss_mb": peak_rss_mb()}
+    print(RESULT_PREFIX + json.dumps(result))
 
 
 if __name__ == "__main__":
