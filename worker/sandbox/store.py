@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 import random
 import threading
+from bisect import bisect_left, bisect_right
 from typing import Any
 
 from worker.sandbox import appointments as appts
@@ -57,7 +58,13 @@ class PracticeStore:
     def _publish(self) -> None:
         rows = sorted([*self._valid, *self._malformed], key=lambda a: a.sort_key)
         self._by_id = {a.appointmentid: a for a in rows if a.appointmentid}
-        self.served = tuple(rows)
+        by_department: dict[str, list[int]] = {}
+        for position, row in enumerate(rows):
+            by_department.setdefault(row.departmentid, []).append(position)
+        # Readers take (served, index) as one reference: a mutation swaps both at once.
+        self._index = _DayIndex(tuple(rows), by_department)
+        self._recent: dict[tuple[int, BookedFilter], list[Appointment]] = {}
+        self.served = self._index.rows
 
     def set_malformed(self, count: int, seed: int) -> None:
         """Serve ``count`` malformed rows (made from the fault seed) alongside the valid ones."""
@@ -71,8 +78,24 @@ class PracticeStore:
         return self._by_id.get(appointment_id)
 
     def booked(self, f: BookedFilter) -> list[Appointment]:
-        """Served rows matching ``/appointments/booked`` filters, in listing order."""
-        return [a for a in self.served if _matches(a, f)]
+        """Served rows matching ``/appointments/booked`` filters, in listing order.
+
+        The last few answers are kept per filter (for the current data only), so paging
+        through a listing filters once rather than once per page.
+        """
+        index = self._index
+        key = (id(index), f)
+        with self._lock:
+            hit = self._recent.get(key)
+        if hit is not None:
+            return hit
+        rows = [a for a in index.candidates(f) if _matches(a, f)]
+        with self._lock:
+            if self._index is index:
+                self._recent[key] = rows
+                while len(self._recent) > RECENT_FILTERS:
+                    self._recent.pop(next(iter(self._recent)))
+        return rows
 
     def _now(self) -> dt.datetime:
         # "now" in Eastern wall time, but never before existing rows (a future anchor_date).
@@ -194,6 +217,34 @@ class PracticeStore:
                 {"reason": a.malformed, "record": a.record} for a in self.served if a.malformed
             ],
         }
+
+
+RECENT_FILTERS = 16
+
+
+class _DayIndex:
+    """Served rows by department and day, so a department-month query reads only its rows."""
+
+    def __init__(self, rows: tuple[Appointment, ...], by_department: dict[str, list[int]]) -> None:
+        self.rows = rows
+        self._days = [a.day for a in rows]
+        self._departments = {
+            dept: (positions, [rows[p].day for p in positions])
+            for dept, positions in by_department.items()
+        }
+
+    def candidates(self, f: BookedFilter) -> list[Appointment]:
+        """Rows on ``f``'s days (of ``f``'s departments, if named), in listing order."""
+        if f.departments is None:
+            lo, hi = bisect_left(self._days, f.start), bisect_right(self._days, f.end)
+            return list(self.rows[lo:hi])
+        positions: list[int] = []
+        for dept in f.departments:
+            found = self._departments.get(dept)
+            if found is not None:
+                where, days = found
+                positions += where[bisect_left(days, f.start) : bisect_right(days, f.end)]
+        return [self.rows[p] for p in sorted(positions)]
 
 
 def with_providerlist(ref: reference.Reference, department: Record) -> Record:
