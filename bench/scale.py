@@ -281,8 +281,8 @@ def worker_main(spec: dict[str, Any]) -> None:
     finally:
         runtime.close()
         client.close()
-    result = {"fetched": fetched, "units": units, "failed": failed, "rss_mb": peak_rss_mb()}
-    print(RESULT_PREFIX + json.dumps(result))
+    summary = {"fetched": fetched, "units": units, "failed": failed, "rss_mb": peak_rss_mb()}
+    print(RESULT_PREFIX + json.dumps(summary))
 
 
 if __name__ == "__main__":
