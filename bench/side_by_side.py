@@ -13,7 +13,7 @@ from datetime import date
 
 from bench.child import RunSpec
 from bench.contenders import Contender
-from bench.measure import REPO, Measurement, measure
+from bench.measure import REPO, ChildFailed, Measurement, measure
 from bench.pg import fresh_database, sqlalchemy_url
 from bench.sandbox import Dataset, SandboxProcess, job_plan, warm_cache
 
@@ -80,12 +80,15 @@ def run_all(
     """Every contender in turn (each in its own processes, on its own database)."""
     results: list[Measurement] = []
     for contender in contenders:
-        results.extend(
-            run_contender(
-                contender, sandbox, dataset,
-                admin_url=admin_url, window=window, page_limit=page_limit, say=say,
-            )
-        )  # fmt: skip
+        try:
+            results.extend(
+                run_contender(
+                    contender, sandbox, dataset,
+                    admin_url=admin_url, window=window, page_limit=page_limit, say=say,
+                )
+            )  # fmt: skip
+        except ChildFailed as failed:
+            say(f"  {contender.label} FAILED (left out of the results): {failed}")
     return results
 
 
