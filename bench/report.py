@@ -287,6 +287,14 @@ def render(report: Report) -> str:
     if report.notes:
         out += ["## Notes", "", *(f"- {note}" for note in report.notes), ""]
     if report.profile:
-        out += ["## Profile of athena-sync's full sync (cProfile, top by own time)", "", "```"]
+        out += [
+            "## Profile of athena-sync's full sync (cProfile, top by own time)",
+            "",
+            "A separate run (profiling slows it down). Main thread only: the fetch-ahead thread's "
+            "HTTP reads and JSON decoding are not in it; `psycopg … wait` is the main thread "
+            "waiting for Postgres to execute the page's upsert.",
+            "",
+            "```",
+        ]
         out += [report.profile.rstrip(), "```", ""]
     return "\n".join(out)
