@@ -113,7 +113,7 @@ def _contenders(names: str, report: Report) -> list[str]:
     if "dlt" in chosen and not dlt_available():
         message = 'dlt contender skipped: dlt is not installed (pip install -e ".[bench]")'
         print(message)
-        report.notes.append(message)
+        report.notes.insert(0, message)
         chosen.remove("dlt")
     return chosen
 
