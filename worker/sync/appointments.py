@@ -8,6 +8,7 @@ and marks what vanished from them, only after a complete read.
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -106,8 +107,9 @@ def _incremental(job: Job, start: date, end: date, context: dict[str, Any]) -> N
         if watermark is not None:
             params["startlastmodified"] = to_eastern_param(watermark - overlap)
         listings.append(params)
-    for index, page in pages_in_turn(job, listings):
-        mapped = map_page(job, page.records, context)
+    mapper = partial(map_page, job, context=context)
+    for index, page, mapped in pages_in_turn(job, listings, mapper):
+        assert mapped is not None
         newest = _newest(newest, mapped.rows)
         with ctx.sessions.begin() as session:
             counts = write_page(job, session, page, mapped)

@@ -81,43 +81,60 @@ def has_open_record_letters(ctx: SyncContext, unit: Unit) -> bool:
     return found is not None
 
 
+Mapper = Callable[[list[Any]], MappedPage]
+
+
 def pages(job: Job, params: dict[str, Any]) -> Iterator[Page]:
     """The listing's pages, each fetched while the one before it is written (fetch-ahead)."""
-    return (page for _, page in pages_in_turn(job, [params]))
+    return (page for _, page, _ in pages_in_turn(job, [params]))
 
 
-def pages_in_turn(job: Job, listings: Sequence[dict[str, Any]]) -> Iterator[tuple[int, Page]]:
-    """Every page of several listings, one listing after another, as (listing index, page).
+def mapped_pages(
+    job: Job, params: dict[str, Any], mapper: Mapper
+) -> Iterator[tuple[Page, MappedPage]]:
+    """The listing's pages with their mapped rows, both made ahead of the write (see below)."""
+    for _, page, mapped in pages_in_turn(job, [params], mapper):
+        assert mapped is not None
+        yield page, mapped
+
+
+def pages_in_turn(
+    job: Job, listings: Sequence[dict[str, Any]], mapper: Mapper | None = None
+) -> Iterator[tuple[int, Page, MappedPage | None]]:
+    """Every page of several listings, one listing after another, as (listing index, page,
+    the page mapped by ``mapper`` or None).
 
     One fetch-ahead thread reads them all, so the first page of a listing is fetched while the
-    last page of the one before it is written. ``job.params`` names the listing of the page in
-    hand, or of the request that failed (for its dead letter).
+    last page of the one before it is written. The thread also maps each page (mapping is pure:
+    no session, no I/O), so that Python work overlaps Postgres running the previous page's
+    upsert. ``job.params`` names the listing of the page in hand, or of the request that failed
+    (for its dead letter).
     """
     resource = resource_for(job.unit.resource)
     client, practice_id = job.ctx.client, job.unit.practice_id
     fetching = [0]
 
-    def read() -> Iterator[tuple[int, Page]]:
+    def read() -> Iterator[tuple[int, Page, MappedPage | None]]:
         for index, params in enumerate(listings):
             fetching[0] = index
             for page in client.paginate(
                 practice_id, resource.path, params, collection=resource.collection
             ):
-                yield index, page
+                yield index, page, (mapper(page.records) if mapper is not None else None)
 
     job.params = listings[0] if listings else {}
     ahead = fetch_ahead(read)
     try:
         while True:
             try:
-                index, page = next(ahead)
+                index, page, mapped = next(ahead)
             except StopIteration:
                 return
             except Exception:
                 job.params = listings[fetching[0]]
                 raise
             job.params = listings[index]
-            yield index, page
+            yield index, page, mapped
     finally:
         ahead.close()
 
@@ -226,7 +243,7 @@ def map_page(job: Job, records: list[Any], context: dict[str, Any]) -> MappedPag
 def read_then_mark(
     job: Job,
     params: dict[str, Any],
-    mapper: Callable[[list[Any]], MappedPage],
+    mapper: Mapper,
     model: Any,
     scope: tuple[Any, ...],
 ) -> None:
@@ -241,8 +258,7 @@ def read_then_mark(
     seen: set[str] = set()
     totals: set[int | None] = set()
     read = 0
-    for page in pages(job, params):
-        mapped = mapper(page.records)
+    for page, mapped in mapped_pages(job, params, mapper):
         seen |= mapped.seen_ids
         totals.add(page.totalcount)
         read += len(page.records)
