@@ -173,9 +173,7 @@ class TokenBroker:
         if response.status_code == 429:
             self._stats.bump("throttled")
         try:
-            body = decode_response(
-                response, path=self._path, practice_id=None, token_endpoint=True
-            )
+            body = decode_response(response, path=self._path, practice_id=None, token_endpoint=True)
         except AthenaError as error:
             error.request_id = error.request_id or request_id  # a 200 HTML page names none
             raise
