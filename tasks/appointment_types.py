@@ -7,7 +7,7 @@ from typing import Any
 
 from models import AppointmentType
 from tasks.resource import Resource, ensure_object, pick, tolerant
-from worker.app import task
+from worker.declared import task
 from worker.parse import parse_bool, parse_id, parse_int, parse_str
 
 TEXT = {"name": "name", "short_name": "shortname", "patient_display_name": "patientdisplayname"}

@@ -14,7 +14,7 @@ from typing import Any
 
 from models import Appointment
 from tasks.resource import Resource, ensure_object
-from worker.app import task
+from worker.declared import task
 from worker.parse import (
     BadRecord,
     local_to_utc,

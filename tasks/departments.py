@@ -13,7 +13,7 @@ from typing import Any
 
 from models import Department
 from tasks.resource import Resource, ensure_object, optional_id, pick, tolerant
-from worker.app import task
+from worker.declared import task
 from worker.parse import parse_bool, parse_float, parse_id, parse_int, parse_str, parse_str_list
 
 TEXT = {

@@ -7,7 +7,7 @@ from typing import Any
 
 from models import Provider
 from tasks.resource import Resource, ensure_object, optional_id, pick
-from worker.app import task
+from worker.declared import task
 from worker.parse import parse_bool, parse_id, parse_str, parse_str_list
 
 TEXT = {
