@@ -20,7 +20,7 @@ from celery.schedules import crontab
 
 from worker.declared import DeclaredTask, declared_tasks
 from worker.logging import configure_logging
-from worker.settings import Settings, SettingsError, load_settings
+from worker.settings import Settings, load_settings
 
 app = Celery("athena_sync")
 app.config_from_object("celeryconfig")
@@ -49,11 +49,7 @@ for _declared in declared_tasks():
 
 def require_redis_url(settings: Settings) -> str:
     """The broker and result backend URL, or a SettingsError naming REDIS_URL."""
-    if not settings.redis_url:
-        raise SettingsError(
-            "REDIS_URL", "is required to run the worker or beat and to enqueue tasks"
-        )
-    return settings.redis_url
+    return settings.require_redis_url()
 
 
 def retry_cap_seconds(settings: Settings) -> float:

@@ -90,6 +90,14 @@ class Settings:
             raise SettingsError("ATHENA_PRACTICE_IDS", "is empty; list practice ids, e.g. 195900")
         return self.athena_practice_ids
 
+    def require_redis_url(self) -> str:
+        """The Celery broker / result backend URL, or a SettingsError naming REDIS_URL."""
+        if not self.redis_url:
+            raise SettingsError(
+                "REDIS_URL", "is required to run the worker or beat and to enqueue tasks"
+            )
+        return self.redis_url
+
     def with_overrides(self, **changes: Any) -> Settings:
         """Return a copy with some fields changed (used by demo and tests)."""
         return replace(self, **changes)

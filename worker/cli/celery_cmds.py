@@ -12,7 +12,6 @@ from collections.abc import Sequence
 
 import click
 
-from worker.app import require_redis_url
 from worker.cli.common import load
 
 DEFAULT_CONCURRENCY = 4
@@ -32,7 +31,7 @@ def beat_argv(extra: Sequence[str] = ()) -> list[str]:
 
 def exec_celery(argv: Sequence[str]) -> None:
     """Check the settings (REDIS_URL), then replace this process with ``celery argv[1:]``."""
-    require_redis_url(load())
+    load().require_redis_url()
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(sys.executable, [sys.executable, "-m", "celery", *argv[1:]])

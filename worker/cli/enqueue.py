@@ -6,7 +6,6 @@ from typing import Any
 
 import click
 
-from worker.app import require_redis_url
 from worker.cli.output import console, print_failures, summary_table
 from worker.settings import Settings
 from worker.sync.orchestrate import SyncRequest
@@ -18,7 +17,7 @@ COUNT_FIELDS = tuple(Counts.__dataclass_fields__)
 
 def enqueue_request(settings: Settings, request: SyncRequest, *, wait: bool) -> int:
     """Send one ``sync_practice`` task per practice; with ``wait``, print every unit's result."""
-    require_redis_url(settings)
+    settings.require_redis_url()
     from tasks.sync_tasks import sync_practice  # the Celery app loads its configuration here
 
     sent = []
