@@ -13,20 +13,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import time
 
 import requests
 
-PRACTICE = "195900"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from bench.sandbox import PRACTICE, free_port
 
 
 def cpu_seconds(pid: int) -> float:

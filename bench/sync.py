@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import argparse
 import resource
-import socket
-import subprocess
-import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
 import requests
-import sqlalchemy as sa
 
+from bench.pg import DEFAULT_ADMIN_URL, fresh_database, sqlalchemy_url
+from bench.sandbox import ANCHOR, CLIENT_ID, CLIENT_SECRET, PRACTICE, DatasetSpec, SandboxProcess
 from worker.db import upgrade
 from worker.runtime import open_runtime
 from worker.sandbox import SandboxConfig
@@ -31,53 +31,15 @@ from worker.sandbox.clock import dst_days
 from worker.settings import settings_from_env
 from worker.sync.orchestrate import SyncRequest, expand_resources, run_request
 
-PRACTICE = "195900"
-ANCHOR = date(2026, 10, 20)
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _serve(port: int, args: argparse.Namespace) -> subprocess.Popen[bytes]:
-    command = [
-        sys.executable, "-c", "from worker.cli import main; main()", "sandbox", "serve",
-        "--port", str(port), "--quiet", "--appointments", str(args.appointments),
-        "--departments", str(args.departments), "--days", str(args.days), "--seed", "5",
-        "--anchor-date", ANCHOR.isoformat(),
-    ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    for _ in range(600):
-        try:
-            requests.get(f"http://127.0.0.1:{port}/_sandbox/config", timeout=1)
-            return process
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    process.kill()
-    raise SystemExit("the sandbox did not start")
-
-
-def _database(args: argparse.Namespace) -> tuple[str, Any]:
+@contextmanager
+def _database(args: argparse.Namespace) -> Iterator[str]:
+    """A throwaway database's SQLAlchemy URL: a SQLite file, or a fresh Postgres database."""
     if args.database == "sqlite":
-        path = f"/tmp/athena-sync-bench-{uuid.uuid4().hex[:8]}.db"
-        return f"sqlite:///{path}", None
-    name = f"athena_sync_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(args.pg_admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.engine.make_url(args.pg_admin_url).set(database=name)
-    return url.render_as_string(hide_password=False), (admin, name)
-
-
-def _drop(handle: Any) -> None:
-    if handle is None:
+        yield f"sqlite:////tmp/athena-sync-bench-{uuid.uuid4().hex[:8]}.db"
         return
-    admin, name = handle
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_database(args.pg_admin_url) as url:
+        yield sqlalchemy_url(url)
 
 
 def _served_window(args: argparse.Namespace) -> tuple[date, date]:
@@ -125,36 +87,30 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--database", choices=("postgres", "sqlite"), default="postgres")
     parser.add_argument("--page-limit", type=int, default=1000)
-    parser.add_argument(
-        "--pg-admin-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-    )
+    parser.add_argument("--pg-admin-url", default=DEFAULT_ADMIN_URL)
     args = parser.parse_args()
-    port = _free_port()
-    server = _serve(port, args)
-    url = f"http://127.0.0.1:{port}"
-    database_url, handle = _database(args)
+    server = SandboxProcess(DatasetSpec(args.appointments, args.departments, args.days))
     try:
-        upgrade(database_url)
-        settings = settings_from_env({
-            "DATABASE_URL": database_url, "ATHENA_BASE_URL": url,
-            "ATHENA_CLIENT_ID": "sandbox-client", "ATHENA_CLIENT_SECRET": "sandbox-secret",
-            "ATHENA_RATE_LIMIT_RPS": "10000", "ATHENA_RATE_LIMIT_BURST": "10000",
-            "ATHENA_PAGE_LIMIT": str(args.page_limit), "LOG_LEVEL": "WARNING",
-        })  # fmt: skip
-        from worker.logging import configure_logging
+        with _database(args) as database_url:
+            upgrade(database_url)
+            settings = settings_from_env({
+                "DATABASE_URL": database_url, "ATHENA_BASE_URL": server.url,
+                "ATHENA_CLIENT_ID": CLIENT_ID, "ATHENA_CLIENT_SECRET": CLIENT_SECRET,
+                "ATHENA_RATE_LIMIT_RPS": "10000", "ATHENA_RATE_LIMIT_BURST": "10000",
+                "ATHENA_PAGE_LIMIT": str(args.page_limit), "LOG_LEVEL": "WARNING",
+            })  # fmt: skip
+            from worker.logging import configure_logging
 
-        configure_logging(settings)
-        window = _served_window(args)
-        print(
-            f"sandbox: {args.appointments} appointments, {args.departments} departments; "
-            f"database: {args.database}; page limit {args.page_limit}"
-        )
-        _run("first sync", settings, url, window, "incremental")
-        _run("re-sync (reconcile)", settings, url, window, "reconcile")
+            configure_logging(settings)
+            window = _served_window(args)
+            print(
+                f"sandbox: {args.appointments} appointments, {args.departments} departments; "
+                f"database: {args.database}; page limit {args.page_limit}"
+            )
+            _run("first sync", settings, server.url, window, "incremental")
+            _run("re-sync (reconcile)", settings, server.url, window, "reconcile")
     finally:
-        server.terminate()
-        server.wait(timeout=10)
-        _drop(handle)
+        server.close()
 
 
 if __name__ == "__main__":

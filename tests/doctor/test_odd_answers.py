@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -16,14 +15,6 @@ from worker.doctor.redact import redact_url
 from worker.doctor.render import api_table, practices_table, setup_table
 
 PRACTICE = "195900"
-
-
-@pytest.fixture
-def scripted() -> Iterator[ScriptedServer]:
-    server = ScriptedServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 def _run(server: ScriptedServer, tmp_path: Any, **overrides: Any) -> Report:
