@@ -57,6 +57,24 @@ def test_an_unexpected_error_fails_only_its_unit_with_a_letter(pg: Harness) -> N
     assert "boom-secret-text" not in run["error_summary"], "foreign exception text is not kept"
 
 
+def test_a_bug_in_mapping_on_the_fetch_thread_fails_only_its_unit(
+    pg: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import worker.sync.job as job
+
+    def broken(*_: Any, **__: Any) -> Any:
+        raise ZeroDivisionError("mapping-bug-text")
+
+    monkeypatch.setattr(job, "map_records", broken)  # mapping runs on the fetch-ahead thread
+    result = _run(pg, Unit("providers", PRACTICE), None)
+    assert (result.status, result.error_class) == ("failed", "internal_error")
+    assert pg.rows("providers") == []
+    run = pg.rows("sync_runs")[0]
+    assert "ZeroDivisionError" in run["error_summary"]
+    assert "mapping-bug-text" not in run["error_summary"]
+    assert pg.rows("dead_letters")[0]["error_class"] == "internal_error"
+
+
 def test_a_transient_error_is_retriable_and_replayed_automatically(pg: Harness) -> None:
     result = _run(pg, Unit("providers", PRACTICE), _raise(ConnectionError("redis went away")))
     assert (result.status, result.error_class, result.retriable) == ("failed", "retriable", True)
