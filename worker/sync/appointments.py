@@ -152,9 +152,11 @@ def _covers_horizon(job: Job, start: date, end: date) -> bool:
 
 
 def _bounded(newest: datetime | None, began: datetime) -> datetime:
-    """The newest ``lastmodified`` read, but never past the moment the read began (nor the
-    read's start when nothing was read): two clocks, so an odd value of one cannot push the
-    watermark past changes not yet read."""
+    """The newest ``lastmodified`` read, but never past the moment the read began (that moment
+    when nothing was read): two clocks, so an odd value of one cannot push the watermark past
+    changes not yet read. Whole seconds, as ``lastmodified``: a change later in the second the
+    read began is stamped with that second."""
+    began = began.replace(microsecond=0)
     return began if newest is None else min(newest, began)
 
 
