@@ -14,10 +14,13 @@ from typing import Any
 
 import pytest
 import requests
+from click.testing import CliRunner
+from structlog.testing import capture_logs
 
 from tests.sync.conftest import PRACTICE, Harness, settings_for
 from worker.athena.client import build_client
 from worker.athena.transport import build_session
+from worker.cli import cli
 from worker.db import make_engine, session_factory, upgrade
 from worker.parse import parse_athena_datetime
 from worker.runtime import Runtime
@@ -25,7 +28,7 @@ from worker.sandbox import SandboxServer
 from worker.sync.job import ProgressHook
 from worker.sync.orchestrate import SyncRequest, expand_resources, run_request
 from worker.sync.runs import RunResult, utcnow
-from worker.sync.units import Unit, split_windows
+from worker.sync.units import Unit, default_window, split_windows
 
 # Horizon today-20 .. today+35 in 7-day windows: eight windows per department; the data lies on
 # today-15 .. today+29 (plus the DST Sundays nearest today, often outside the horizon).
@@ -207,3 +210,77 @@ def test_a_change_made_during_a_multi_window_read_is_read_by_the_next_run(
     assert_changes_stored(h, ids, (windows[0][0], windows[-1][1]))
     assert stored is not None
     assert stored <= eastern(hook.early["lastmodified"]), "past a change made during the read"
+
+
+def _horizon(today: date) -> tuple[date, date]:
+    return default_window(today, days_back=20, days_ahead=35)
+
+
+def test_a_narrow_manual_run_leaves_the_watermark_to_the_scheduled_run(h: Harness) -> None:
+    """Item 2: ``sync appointments --from D --to D`` reads with the watermark and leaves it; the
+    changes it did not look at (other days) are read by the next scheduled run."""
+    run(h, "all")  # scheduled: covers the horizon, sets every department's watermark
+    before = watermarks(h)
+    early = h.server.mutate(PRACTICE, modify=40, seed=31)  # changes on many days
+    h.server.advance_clock(LONG_READ)
+    late = h.server.mutate(PRACTICE, modify=1, seed=32)  # later, one change on one day
+    truth = served(h)
+    (late_id,) = modified_ids(late)
+    day, dept = day_of(truth[late_id]), truth[late_id]["departmentid"]
+    horizon = _horizon(datetime.now(UTC).date())
+    assert horizon[0] <= day <= horizon[1]
+    others = [i for i in modified_ids(early) if truth[i]["departmentid"] == dept]
+    assert any(day_of(truth[i]) != day for i in others), "its department changed on other days"
+
+    with capture_logs() as logs:
+        narrow = run(h, start=day, end=day)
+    kept = watermarks(h)
+    run(h)  # the next scheduled run
+    assert_changes_stored(h, [*modified_ids(early), late_id], horizon)
+
+    assert kept == before, "a narrow run moved a department's watermark"
+    assert all((r.note or "").startswith("watermark kept") for r in narrow)
+    finished = [e for e in logs if e["event"] == "sync.unit_finished"]
+    assert len(finished) == len(narrow) and all("watermark kept" in e["note"] for e in finished)
+    on_day = [a for a in truth.values() if day_of(a) == day]
+    since = {d: w - OVERLAP for d, w in before.items() if w is not None}
+    changed = [a for a in on_day if eastern(a["lastmodified"]) >= since[a["departmentid"]]]
+    assert sum(r.counts.fetched for r in narrow) == len(changed) < len(on_day), (
+        "the narrow run read only what changed since the watermark (startlastmodified)"
+    )
+
+
+def test_only_a_run_covering_the_horizon_advances_the_watermark(h: Harness) -> None:
+    """A manual window wider than the horizon is as good as the scheduled run's."""
+    run(h, "all")
+    before = watermarks(h)
+    h.server.advance_clock(LONG_READ)
+    h.server.mutate(PRACTICE, modify=20, seed=41)
+    first, last = _horizon(datetime.now(UTC).date())
+    wide = run(h, start=first - timedelta(days=3), end=last + timedelta(days=1))
+    assert all(r.note is None for r in wide)
+    after = watermarks(h)
+    moved = [(before[d], after[d]) for d in before if after[d] != before[d]]
+    assert moved and all(b is not None and a is not None and a > b for b, a in moved)
+
+
+def test_the_cli_summary_says_a_narrow_run_kept_the_watermark(h: Harness) -> None:
+    env = {
+        "DATABASE_URL": h.database_url, "ATHENA_BASE_URL": h.server.url,
+        "ATHENA_CLIENT_ID": h.server.config.client_id,
+        "ATHENA_CLIENT_SECRET": h.server.config.client_secret, "ATHENA_PRACTICE_IDS": PRACTICE,
+        "ATHENA_RATE_LIMIT_RPS": "1000", "ATHENA_RATE_LIMIT_BURST": "1000", "LOG_LEVEL": "ERROR",
+        "REDIS_KEY_PREFIX": h.settings.redis_key_prefix, **HORIZON,
+    }  # fmt: skip
+    runner = CliRunner()
+    full = runner.invoke(cli, ["sync", "all", "--no-progress"], env=env)
+    assert full.exit_code == 0, full.output
+    assert "sync summary" in full.output and "watermark kept" not in full.output
+    before = watermarks(h)
+    day = datetime.now(UTC).date().isoformat()
+    narrow = runner.invoke(
+        cli, ["sync", "appointments", "--from", day, "--to", day, "--no-progress"], env=env
+    )
+    assert narrow.exit_code == 0, narrow.output
+    assert narrow.output.count("watermark kept") == len(before) == 5  # one line per department
+    assert watermarks(h) == before
