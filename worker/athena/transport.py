@@ -66,8 +66,10 @@ def rate_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 def server_time(headers: Mapping[str, str], *, elapsed: timedelta) -> datetime | None:
     """The API's clock when the request was sent: the response's ``Date`` (GMT, to the second)
-    less ``elapsed``, the time the exchange took (the server stamps ``Date`` as it answers).
-    Aware UTC; None when ``Date`` is absent or unreadable (a gateway may send anything)."""
+    less ``elapsed``, the time the exchange took. The server stamps ``Date`` as it answers, after
+    its read began; taking the exchange off keeps the result no later than the sending even when
+    an answer is slow. Aware UTC; None when ``Date`` is absent or unreadable (a gateway may send
+    anything)."""
     raw = headers.get("Date")
     if not raw:
         return None

@@ -19,7 +19,7 @@ from worker.sync.job import SyncContext
 from worker.sync.runner import is_practice_fatal, run_unit, skip_unit
 from worker.sync.runs import RunResult
 from worker.sync.units import LISTING_RESOURCES, RESOURCES, Unit, appointment_units
-from worker.sync.units import default_window as default_window  # re-exported: callers import it from here
+from worker.sync.units import default_window as default_window  # re-exported (replay, doctor)
 
 log = structlog.get_logger()
 
