@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,7 +15,7 @@ from worker.runtime import Runtime, open_runtime
 from worker.sandbox import FaultConfig, SandboxConfig, SandboxServer
 from worker.sandbox.testing import serve_sandbox
 from worker.settings import Settings, settings_from_env
-from worker.sync.orchestrate import SyncRequest, expand_resources, run_request
+from worker.sync.orchestrate import SyncRequest, default_window, expand_resources, run_request
 from worker.sync.runs import RunResult
 
 ANCHOR = date(2026, 10, 20)
@@ -59,6 +59,17 @@ def served_window(server: SandboxServer, practice_id: str = PRACTICE) -> tuple[d
     return min(days), max(days)
 
 
+def covering_window(server: SandboxServer, settings: Settings) -> tuple[date, date]:
+    """The served days, widened (with a day to spare) to cover today's horizon: only a run that
+    covers the horizon may advance a department's watermark, as the scheduled run does."""
+    first, last = served_window(server)
+    start, end = default_window(
+        datetime.now(UTC).date(), days_back=settings.sync_days_back,
+        days_ahead=settings.sync_days_ahead,
+    )  # fmt: skip
+    return min(first, start - timedelta(days=1)), max(last, end + timedelta(days=1))
+
+
 def _day(text: str) -> date:
     return date(int(text[6:10]), int(text[0:2]), int(text[3:5]))
 
@@ -79,8 +90,9 @@ class Harness:
         practices: tuple[str, ...] = (PRACTICE,), settings: Settings | None = None,
     ) -> list[RunResult]:  # fmt: skip
         """Run a sync in-process, like `athena-sync sync`, and close everything after."""
-        start, end = served_window(self.server)
-        runtime: Runtime = open_runtime(settings or self.settings)
+        settings = settings or self.settings
+        start, end = covering_window(self.server, settings)
+        runtime: Runtime = open_runtime(settings)
         try:
             request = SyncRequest(
                 resources=expand_resources([resources]), practices=practices, mode=mode,

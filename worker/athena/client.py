@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import requests
@@ -24,7 +25,7 @@ from worker.athena.responses import decode_response, transport_error
 from worker.athena.retry import RetryPolicy, call_with_retries
 from worker.athena.stats import ClientStats
 from worker.athena.tokens import MemoryTokenCache, RedisTokenCache, Token, TokenCache, cache_key
-from worker.athena.transport import BearerAuth, build_session, check_url, rate_headers
+from worker.athena.transport import BearerAuth, build_session, check_url, rate_headers, server_time
 from worker.settings import Settings
 
 log = structlog.get_logger()
@@ -32,7 +33,8 @@ log = structlog.get_logger()
 
 @dataclass(frozen=True)
 class Page:
-    """One page of a listing; ``number`` counts from 1; ``params`` is the query actually sent."""
+    """One page of a listing; ``number`` counts from 1; ``params`` is the query actually sent;
+    ``server_time`` is the API's clock when its request was sent (None: no usable ``Date``)."""
 
     records: list[Any]
     offset: int
@@ -41,6 +43,16 @@ class Page:
     last: bool
     path: str
     params: dict[str, Any]
+    server_time: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A decoded body and the API's clock when its request was sent (``Date`` less the exchange's
+    duration, aware UTC; None when the response had no usable ``Date``)."""
+
+    body: Any
+    server_time: datetime | None
 
 
 def _query(params: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -139,6 +151,10 @@ class AthenaClient:
 
     def get(self, practice_id: str, path: str, params: Mapping[str, Any] | None = None) -> Any:
         """GET ``/v1/{practice_id}{path}`` and return the decoded JSON (retried, authenticated)."""
+        return self.fetch(practice_id, path, params).body
+
+    def fetch(self, practice_id: str, path: str, params: Mapping[str, Any] | None = None) -> Reply:
+        """As :meth:`get`, with the API's clock when the answered request was sent."""
         _check_target(practice_id, path)
         query = _query(params)
 
@@ -179,7 +195,8 @@ class AthenaClient:
         number = 0
         while pager is not None:
             query = {**_query(params), **pager.query()}
-            body = self.get(practice_id, path, query)
+            reply = self.fetch(practice_id, path, query)
+            body = reply.body
             records = _records(body, collection, path=path, practice_id=practice_id)
             totalcount = totalcount_of(body)
             following = pager.after(
@@ -189,10 +206,13 @@ class AthenaClient:
                 fingerprint=_fingerprint(records),
             )
             number += 1
-            yield Page(records, pager.offset, totalcount, number, following is None, path, query)
+            yield Page(
+                records, pager.offset, totalcount, number, following is None, path, query,
+                reply.server_time,
+            )  # fmt: skip
             pager = following
 
-    def _authorized(self, practice_id: str, path: str, query: dict[str, Any]) -> Any:
+    def _authorized(self, practice_id: str, path: str, query: dict[str, Any]) -> Reply:
         """Send with the shared token; on a plain 401 swap the token once and resend once."""
         token = self.tokens.current()
         try:
@@ -217,7 +237,7 @@ class AthenaClient:
                 request_id=again.request_id,
             ) from None
 
-    def _send(self, practice_id: str, path: str, query: dict[str, Any], token: Token) -> Any:
+    def _send(self, practice_id: str, path: str, query: dict[str, Any], token: Token) -> Reply:
         """One HTTP GET: take a budget slot, send, log the response, map it."""
         self._limiter.acquire(practice_id)
         request_id = str(uuid.uuid4())
@@ -239,6 +259,7 @@ class AthenaClient:
                 timeouts=self._timeouts,
                 request_id=request_id,
             ) from None
+        elapsed = time.perf_counter() - started
         log.debug(
             "athena.response",
             method="GET",
@@ -246,12 +267,13 @@ class AthenaClient:
             practice_id=practice_id,
             status=response.status_code,
             request_id=request_id,
-            elapsed_ms=round((time.perf_counter() - started) * 1000, 1),
+            elapsed_ms=round(elapsed * 1000, 1),
             **rate_headers(response.headers),
         )
         if response.status_code == 429:
             self.stats.bump("throttled")
-        return decode_response(response, path=path, practice_id=practice_id)
+        body = decode_response(response, path=path, practice_id=practice_id)
+        return Reply(body, server_time(response.headers, elapsed=timedelta(seconds=elapsed)))
 
 
 _LOCAL_LIMITERS: dict[tuple[str, float, int], LocalRateLimiter] = {}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit
 
 import requests
@@ -60,3 +62,21 @@ def rate_headers(headers: Mapping[str, str]) -> dict[str, str]:
         for name, value in headers.items()
         if name.lower().startswith(RATE_HEADER_PREFIXES)
     }
+
+
+def server_time(headers: Mapping[str, str], *, elapsed: timedelta) -> datetime | None:
+    """The API's clock when the request was sent: the response's ``Date`` (GMT, to the second)
+    less ``elapsed``, the time the exchange took. The server stamps ``Date`` as it answers, after
+    its read began; taking the exchange off keeps the result no later than the sending even when
+    an answer is slow. Aware UTC; None when ``Date`` is absent or unreadable (a gateway may send
+    anything)."""
+    raw = headers.get("Date")
+    if not raw:
+        return None
+    try:
+        stamped = parsedate_to_datetime(raw.strip())
+        if stamped.tzinfo is None:  # "-0000": HTTP dates are GMT whatever the zone says
+            stamped = stamped.replace(tzinfo=UTC)
+        return stamped.astimezone(UTC) - elapsed
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None

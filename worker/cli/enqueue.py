@@ -75,5 +75,5 @@ def result_from_json(data: dict[str, Any]) -> RunResult:
     counts = Counts(**{name: int(data.get(name) or 0) for name in COUNT_FIELDS})
     return RunResult(
         Unit.from_json(data["unit"]), data.get("run_id"), str(data["status"]), counts,
-        error=data.get("error"), error_class=data.get("error_class"),
+        error=data.get("error"), error_class=data.get("error_class"), note=data.get("note"),
     )  # fmt: skip

@@ -52,18 +52,22 @@ def _window(unit: Unit) -> str:
 
 
 def summary_table(results: Sequence[RunResult]) -> Table:
-    """One row per unit of work with its counts and status."""
+    """One row per unit of work with its counts and status (and a note, when any has one)."""
     table = Table(title="sync summary")
     for name in ("run", "resource", "practice", "dept", "window", "mode", "status"):
         table.add_column(name)
     for name in (*COUNT_COLUMNS, "api_calls"):
         table.add_column(name.replace("_", " "), justify="right")
+    notes = any(r.note for r in results)
+    if notes:
+        table.add_column("note")
     for r in results:
         style = STATUS_STYLE.get(r.status, "")
         table.add_row(
             str(r.run_id or ""), r.unit.resource, r.unit.practice_id, r.unit.department_id or "",
             _window(r.unit), r.unit.mode, f"[{style}]{r.status}[/]",
             *(str(getattr(r.counts, c)) for c in (*COUNT_COLUMNS, "api_calls")),
+            *([r.note or ""] if notes else []),
         )  # fmt: skip
     return table
 

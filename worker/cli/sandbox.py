@@ -233,3 +233,14 @@ def faults(url: str, off: bool, **values: Any) -> None:
 def expire_tokens(url: str) -> None:
     """Expire every token the sandbox has issued."""
     _print(_call("POST", url, "tokens/expire"))
+
+
+@sandbox.command()
+@URL_OPTION
+@click.option("--advance", type=click.FloatRange(0), help="Move the clock forward SECONDS.")
+def clock(url: str, advance: float | None) -> None:
+    """Show the sandbox's clock (Date headers, lastmodified stamps), or move it forward."""
+    if advance is None:
+        _print(_call("GET", url, "clock"))
+        return
+    _print(_call("POST", url, "clock", json={"advance_seconds": advance}))

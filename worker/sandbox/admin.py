@@ -7,6 +7,8 @@ GET  /_sandbox/truth?practiceid=
 GET  /_sandbox/faults          the faults in force
 POST /_sandbox/faults          a FaultConfig as JSON (replaces the faults in force)
 POST /_sandbox/tokens/expire   expire every issued token now
+GET  /_sandbox/clock           the sandbox's time (``Date`` headers, ``lastmodified`` stamps)
+POST /_sandbox/clock           {"advance_seconds": N}: move that clock forward
 GET  /_sandbox/config          what is served
 """
 
@@ -17,7 +19,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from worker.sandbox.api import Sandbox
-from worker.sandbox.clock import fmt_date
+from worker.sandbox.clock import fmt_date, fmt_datetime
 from worker.sandbox.config import ConfigError, FaultConfig
 from worker.sandbox.response import Response, admin_json
 from worker.sandbox.store import Mutation
@@ -80,6 +82,24 @@ def _config(sandbox: Sandbox) -> dict[str, Any]:
     }
 
 
+def _advance_seconds(payload: Any) -> float:
+    """Validate a clock request body: ``{"advance_seconds": N}``, N a number, 0 or more."""
+    if not isinstance(payload, dict) or set(payload) != {"advance_seconds"}:
+        raise AdminError('clock expects {"advance_seconds": N}')
+    seconds = payload["advance_seconds"]
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds >= 0:
+        raise AdminError("advance_seconds must be a number, 0 or more (the clock never goes back)")
+    return float(seconds)
+
+
+def _clock(sandbox: Sandbox) -> dict[str, Any]:
+    return {
+        "now": sandbox.clock.now().isoformat(),
+        "eastern": fmt_datetime(sandbox.clock.eastern()),
+        "ahead_seconds": sandbox.clock.ahead_seconds,
+    }
+
+
 def _dispatch(sandbox: Sandbox, method: str, route: str, query: str, body: bytes) -> Any:
     args = dict(parse_qsl(query))
     if (method, route) == ("POST", "mutate"):
@@ -108,6 +128,10 @@ def _dispatch(sandbox: Sandbox, method: str, route: str, query: str, body: bytes
         return {"expired": sandbox.tokens.expire_all()}
     if (method, route) == ("GET", "config"):
         return _config(sandbox)
+    if route == "clock" and method in ("GET", "POST"):
+        if method == "POST":
+            sandbox.clock.advance(_advance_seconds(_json_body(body)))
+        return _clock(sandbox)
     raise AdminError(f"no admin route {method} /_sandbox/{route}", 404)
 
 

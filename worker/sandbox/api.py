@@ -13,6 +13,7 @@ from typing import Any
 
 from worker.sandbox import routes
 from worker.sandbox.cache import PageCache
+from worker.sandbox.clock import ServerClock
 from worker.sandbox.config import FaultConfig, SandboxConfig
 from worker.sandbox.faults import FaultInjector
 from worker.sandbox.oauth import token_endpoint
@@ -35,9 +36,11 @@ class Sandbox:
 
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
-        self.stores = {pid: PracticeStore(pid, config) for pid in config.practices}
+        self.clock = ServerClock()  # `Date` headers and `lastmodified` stamps read it
+        now = self.clock.eastern
+        self.stores = {pid: PracticeStore(pid, config, now=now) for pid in config.practices}
         self.stores |= {
-            pid: PracticeStore(pid, config, empty=True) for pid in config.empty_practices
+            pid: PracticeStore(pid, config, empty=True, now=now) for pid in config.empty_practices
         }
         self.tokens = TokenIssuer(config.token_mints_per_minute)
         self.stats = Stats()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from email.utils import format_datetime
 from zoneinfo import ZoneInfo
 
 EASTERN = ZoneInfo("US/Eastern")
@@ -62,6 +64,44 @@ def observes_dst(zone_name: str, year: int) -> bool:
 def eastern_now() -> dt.datetime:
     """The current US/Eastern wall time, naive, to the second."""
     return dt.datetime.now(EASTERN).replace(tzinfo=None, microsecond=0)
+
+
+class ServerClock:
+    """The sandbox's own clock: the machine's, moved forward by however far it was advanced.
+
+    The ``Date`` header of every answer and the ``lastmodified`` a mutation stamps both read it,
+    as athenahealth's do from its servers' clock; advancing it stands in for time passing
+    during a long read (many windows, 429 waits) without a test having to wait.
+    """
+
+    def __init__(self) -> None:
+        self._ahead = dt.timedelta()
+        self._lock = threading.Lock()
+
+    def advance(self, seconds: float) -> dt.datetime:
+        """Move the clock ``seconds`` forward (never back); returns the new time, aware UTC."""
+        if not seconds >= 0:
+            raise ValueError(f"the clock only moves forward, got {seconds!r} seconds")
+        with self._lock:
+            self._ahead += dt.timedelta(seconds=seconds)
+        return self.now()
+
+    @property
+    def ahead_seconds(self) -> float:
+        """How far the clock was advanced past the machine's."""
+        return self._ahead.total_seconds()
+
+    def now(self) -> dt.datetime:
+        """The current time, aware UTC."""
+        return dt.datetime.now(dt.UTC) + self._ahead
+
+    def eastern(self) -> dt.datetime:
+        """The current US/Eastern wall time, naive, to the second (as ``lastmodified``)."""
+        return self.now().astimezone(EASTERN).replace(tzinfo=None, microsecond=0)
+
+    def http_date(self) -> str:
+        """The current time as an HTTP ``Date`` header value (GMT)."""
+        return format_datetime(self.now(), usegmt=True)
 
 
 def fmt_date(day: dt.date) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -45,7 +46,7 @@ class _Handler(BaseHTTPRequestHandler):
         # One write for status line, headers and body: no Nagle/delayed-ACK stalls.
         lines = [f"HTTP/1.1 {answer.status} {self.responses.get(answer.status, ('',))[0]}"]
         lines.append(f"Server: {self.server_version}")
-        lines.append(f"Date: {self.date_time_string()}")
+        lines.append(f"Date: {self.server.sandbox.clock.http_date()}")
         if answer.content_type:
             lines.append(f"Content-Type: {answer.content_type}")
         lines.append(f"Content-Length: {len(answer.body)}")
@@ -171,3 +172,7 @@ class SandboxServer:
     def expire_tokens(self) -> int:
         """Expire every issued token now; returns how many were live."""
         return self.sandbox.tokens.expire_all()
+
+    def advance_clock(self, seconds: float) -> dt.datetime:
+        """Move the sandbox's clock forward (as ``POST /_sandbox/clock``); returns its time."""
+        return self.sandbox.clock.advance(seconds)

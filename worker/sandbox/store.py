@@ -7,6 +7,7 @@ import datetime as dt
 import random
 import threading
 from bisect import bisect_left, bisect_right
+from collections.abc import Callable
 from typing import Any
 
 from worker.sandbox import appointments as appts
@@ -33,9 +34,13 @@ class Mutation:
 class PracticeStore:
     """Data of one practice. Readers see an immutable snapshot (``served``); writers replace it."""
 
-    def __init__(self, practice_id: str, config: SandboxConfig, *, empty: bool = False) -> None:
+    def __init__(
+        self, practice_id: str, config: SandboxConfig, *, empty: bool = False,
+        now: Callable[[], dt.datetime] = clock.eastern_now,
+    ) -> None:  # fmt: skip
         self.practice_id = practice_id
         self._config = config
+        self._eastern_now = now  # the server's clock, Eastern wall time (stamps `lastmodified`)
         rng = random.Random(f"{config.seed}:{practice_id}")
         sizes = (config.departments, config.providers, config.appointment_types)
         if empty:
@@ -100,7 +105,7 @@ class PracticeStore:
     def _now(self) -> dt.datetime:
         # "now" in Eastern wall time, but never before existing rows (a future anchor_date).
         latest = max((a.lastmodified for a in self._valid), default=dt.datetime.min)
-        return max(clock.eastern_now(), latest + dt.timedelta(seconds=1))
+        return max(self._eastern_now(), latest + dt.timedelta(seconds=1))
 
     def mutate(self, change: Mutation) -> dict[str, Any]:
         """Cancel, modify, delete and add appointments; report exactly what changed."""

@@ -1,8 +1,10 @@
 """Appointments: per department, in windows of at most a month, always with cancellations.
 
-``incremental`` reads what changed since the department's watermark; the new watermark (the
-newest ``lastmodified`` read) is committed with the final page. ``reconcile`` reads whole windows
-and marks what vanished from them, only after a complete read.
+``incremental`` reads what changed since the department's watermark; the new watermark is
+committed with the final page, and only by a run that covered the whole horizon. It is the newest
+``lastmodified`` read but never later than the API's clock when the read began, so a change made
+while the read went on is read again next time. ``reconcile`` reads whole windows and marks what
+vanished from them, only after a complete read.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from tasks import get_resource as resource_for
 from worker.parse import BadRecord, to_eastern_param, zone_from_offset, zone_info
 from worker.sync import state
 from worker.sync.job import Job, map_page, pages_in_turn, read_then_mark, write_page
-from worker.sync.units import Unit, split_windows
+from worker.sync.units import Unit, default_window, split_windows
 
 
 def department_zones(session: Session, practice_id: str) -> dict[str, str]:
@@ -92,33 +94,70 @@ def _reconcile_window(job: Job, start: date, end: date, context: dict[str, Any])
 def _incremental(job: Job, start: date, end: date, context: dict[str, Any]) -> None:
     """Read what changed since the department's watermark, window by window.
 
-    The new watermark (the newest ``lastmodified`` read) is committed with the final page, so a
-    crash part-way leaves the old one and the next run reads the same changes again.
+    The new watermark is committed with the final page, so a crash part-way leaves the old one
+    and the next run reads the same changes again. Windows are read one after another, so a
+    change to a window already read can be older than one read later: the watermark is held to
+    the API's clock when the first request was sent (its ``Date``; this machine's clock, taken
+    just before, when there is none), and everything changed during the read is read again.
+    A run narrower than the horizon reads with the watermark but leaves it where it was: it did
+    not look at the other days, and the scheduled run must still see their changes.
     """
     ctx, unit = job.ctx, job.unit
     scope = str(unit.department_id)
     with ctx.sessions() as session:
         watermark = state.get_watermark(session, unit.practice_id, "appointments", scope)
-    overlap = timedelta(seconds=ctx.settings.sync_lastmodified_overlap_seconds)
-    newest = watermark
-    listings = []
-    for w_start, w_end in split_windows(start, end, ctx.settings.sync_window_days):
-        params = _appointment_params(unit, w_start, w_end)
-        if watermark is not None:
-            params["startlastmodified"] = to_eastern_param(watermark - overlap)
-        listings.append(params)
+    advance = _covers_horizon(job, start, end)
+    listings = _listings(job, start, end, watermark)
     mapper = partial(map_page, job, context=context)
+    newest, began = watermark, ctx.clock()
     for index, page, mapped in pages_in_turn(job, listings, mapper):
         assert mapped is not None
+        if index == 0 and page.number == 1 and page.server_time is not None:
+            began = page.server_time
         newest = _newest(newest, mapped.rows)
         with ctx.sessions.begin() as session:
             counts = write_page(job, session, page, mapped)
-            if page.last and index == len(listings) - 1:
+            if advance and page.last and index == len(listings) - 1:
                 state.set_watermark(
-                    session, unit.practice_id, "appointments", scope, newest,
+                    session, unit.practice_id, "appointments", scope, _bounded(newest, began),
                     run_id=job.run_id, now=ctx.clock(),
                 )  # fmt: skip
         job.counts = counts
+
+
+def _listings(job: Job, start: date, end: date, watermark: datetime | None) -> list[dict[str, Any]]:
+    """One request per window, each from the watermark less the overlap (clock skew)."""
+    overlap = timedelta(seconds=job.ctx.settings.sync_lastmodified_overlap_seconds)
+    listings = []
+    for w_start, w_end in split_windows(start, end, job.ctx.settings.sync_window_days):
+        params = _appointment_params(job.unit, w_start, w_end)
+        if watermark is not None:
+            params["startlastmodified"] = to_eastern_param(watermark - overlap)
+        listings.append(params)
+    return listings
+
+
+def _covers_horizon(job: Job, start: date, end: date) -> bool:
+    """Whether [start, end] covers today's horizon; if not, say on the run that the department's
+    watermark was kept (a manual ``--from``/``--to`` run)."""
+    settings = job.ctx.settings
+    first, last = default_window(
+        job.ctx.clock().date(), days_back=settings.sync_days_back,
+        days_ahead=settings.sync_days_ahead,
+    )  # fmt: skip
+    if start <= first and last <= end:
+        return True
+    job.note = f"watermark kept: narrower than the horizon {first.isoformat()}..{last.isoformat()}"
+    return False
+
+
+def _bounded(newest: datetime | None, began: datetime) -> datetime:
+    """The newest ``lastmodified`` read, but never past the moment the read began (that moment
+    when nothing was read): two clocks, so an odd value of one cannot push the watermark past
+    changes not yet read. Whole seconds, as ``lastmodified``: a change later in the second the
+    read began is stamped with that second."""
+    began = began.replace(microsecond=0)
+    return began if newest is None else min(newest, began)
 
 
 def _newest(current: datetime | None, rows: list[dict[str, Any]]) -> datetime | None:

@@ -59,6 +59,7 @@ class Job:
     calls_base: int = 0
     resolve_letters: bool = False
     params: dict[str, Any] = field(default_factory=dict)
+    note: str | None = None  # for the summary, e.g. that the watermark was kept
 
     def count_calls(self) -> None:
         """API calls this unit made so far (retries included)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 
 import sqlalchemy as sa
 import structlog
@@ -19,6 +19,7 @@ from worker.sync.job import SyncContext
 from worker.sync.runner import is_practice_fatal, run_unit, skip_unit
 from worker.sync.runs import RunResult
 from worker.sync.units import LISTING_RESOURCES, RESOURCES, Unit, appointment_units
+from worker.sync.units import default_window as default_window  # re-exported (replay, doctor)
 
 log = structlog.get_logger()
 
@@ -47,11 +48,6 @@ def expand_resources(names: Iterable[str]) -> tuple[str, ...]:
     if "all" in wanted:
         wanted = set(RESOURCES)
     return tuple(r for r in RESOURCES if r in wanted)
-
-
-def default_window(today: date, *, days_back: int, days_ahead: int) -> tuple[date, date]:
-    """The appointment horizon: ``days_back`` before today to ``days_ahead`` after."""
-    return today - timedelta(days=days_back), today + timedelta(days=days_ahead)
 
 
 def live_department_ids(ctx: SyncContext, practice_id: str) -> list[str]:

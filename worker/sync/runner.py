@@ -82,8 +82,9 @@ def run_unit(ctx: SyncContext, unit: Unit) -> RunResult:
     with ctx.sessions.begin() as session:
         finish_run(session, run_id, job.counts, status=status, now=ctx.clock())
         resolve_unit_letters(session, unit, run_id=run_id, now=ctx.clock())
-    log.info("sync.unit_finished", unit=unit.key, status=status, **job.counts.as_dict())
-    return RunResult(unit, run_id, status, job.counts)
+    note = {"note": job.note} if job.note else {}
+    log.info("sync.unit_finished", unit=unit.key, status=status, **job.counts.as_dict(), **note)
+    return RunResult(unit, run_id, status, job.counts, note=job.note)
 
 
 def _crash(job: Job, exc: Exception) -> RunResult:

@@ -47,6 +47,7 @@ class RunResult:
     error_class: str | None = None
     retriable: bool = False
     retry_after: float | None = None
+    note: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         """JSON-safe summary (Celery results, CLI --wait output)."""
@@ -56,6 +57,7 @@ class RunResult:
             "status": self.status,
             "error": self.error,
             "error_class": self.error_class,
+            "note": self.note,
             **self.counts.as_dict(),
         }
 

@@ -83,6 +83,11 @@ def _date_or_none(value: Any) -> date | None:
     return date.fromisoformat(str(value))
 
 
+def default_window(today: date, *, days_back: int, days_ahead: int) -> tuple[date, date]:
+    """The appointment horizon: ``days_back`` before today to ``days_ahead`` after."""
+    return today - timedelta(days=days_back), today + timedelta(days=days_ahead)
+
+
 def split_windows(start: date, end: date, max_days: int) -> Iterator[tuple[date, date]]:
     """Split the inclusive range [start, end] into consecutive windows of at most max_days."""
     if end < start:
