@@ -47,6 +47,7 @@ class RunResult:
     error_class: str | None = None
     retriable: bool = False
     retry_after: float | None = None
+    http_status: int | None = None
 
     def as_json(self) -> dict[str, Any]:
         """JSON-safe summary (Celery results, CLI --wait output)."""
