@@ -9,7 +9,13 @@ import pytest
 from structlog.testing import capture_logs
 
 from tests.athena.conftest import Reply, ScriptedServer, Seen, client_settings, no_sleep
-from worker.athena import AthenaClient, MemoryTokenCache, RetriableError, RetriesExhausted
+from worker.athena import (
+    AthenaClient,
+    AuthError,
+    MemoryTokenCache,
+    RetriableError,
+    RetriesExhausted,
+)
 from worker.sandbox import FaultConfig, SandboxConfig, SandboxServer
 from worker.sandbox.testing import serve_sandbox
 
@@ -170,3 +176,30 @@ def test_every_request_has_its_own_request_id_and_rate_headers_are_logged(
         "x_ratelimit_remaining": "99",
         "x_quota_daily": "1000",
     }
+
+
+def test_a_legacy_over_qps_403_is_retried_like_a_429(
+    client: AthenaClient, sandbox: SandboxServer
+) -> None:
+    sandbox.set_faults(legacy_throttle_rate=1.0)
+    with pytest.raises(RetriesExhausted, match=r"last status 403\): throttled: 403"):
+        client.get("195900", "/departments")
+    assert sandbox.stats()["requests"]["/v1/{practiceid}/departments"] == {"403": 3}
+    sandbox.set_faults(legacy_throttle_rate=0.4, seed=2)
+    pages = list(client.paginate("195900", "/providers", collection="providers", limit=2))
+    assert sum(len(p.records) for p in pages) == len(sandbox.truth("195900")["providers"])
+    assert client.stats.retries > 2
+
+
+def test_a_forbidden_endpoint_is_an_auth_error_at_once() -> None:
+    config = SandboxConfig(seed=9, appointments=10, forbidden_endpoints=("195900:/providers",))
+    with serve_sandbox(config) as server:
+        client = AthenaClient(client_settings(server.url), sleep=no_sleep)
+        with pytest.raises(AuthError) as caught:
+            client.get("195900", "/providers")
+        assert client.get("195900", "/departments")["departments"]
+        stats = server.stats()
+    assert (caught.value.status, caught.value.path, caught.value.api_error) == (
+        403, "/providers", "Forbidden.",
+    )  # fmt: skip
+    assert stats["requests"]["/v1/{practiceid}/providers"] == {"403": 1}

@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from structlog.testing import capture_logs
 
 from tests.athena.conftest import Reply, ScriptedServer, Seen, client_settings, no_sleep
 from worker.athena import (
     AthenaClient,
-    FatalError,
     MemoryTokenCache,
     Page,
     PagingError,
+    RetriesExhausted,
     build_client,
 )
 from worker.sandbox import SandboxConfig, SandboxServer
@@ -112,10 +113,59 @@ def test_practice_1_lists_accessible_practices(client: AthenaClient) -> None:
     assert [r["practiceid"] for r in pages[0].records] == ["195900"]
 
 
-def test_missing_collection_is_a_clear_fatal_error(client: AthenaClient) -> None:
-    with pytest.raises(FatalError, match="no 'providers' collection") as caught:
+def test_a_listing_without_its_collection_is_sent_again_then_given_up_as_retriable(
+    client: AthenaClient, sandbox: SandboxServer
+) -> None:
+    with pytest.raises(RetriesExhausted, match="no 'providers' collection") as caught:
         list(client.paginate("195900", "/departments", collection="providers"))
     assert caught.value.path == "/departments" and caught.value.practice_id == "195900"
+    assert caught.value.status == 200
+    assert sandbox.stats()["requests"]["/v1/{practiceid}/departments"] == {"200": 3}
+
+
+ROWS = [{"departmentid": str(i)} for i in range(1, 5)]
+FULL = {"totalcount": 4, "departments": ROWS[2:]}
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        Reply(body={"totalcount": 4, "next": "/v1/195900/departments?offset=4"}),
+        Reply(body=b'{"totalcount":4,"departments":[{"departmentid":"3"},{"depart'),
+        Reply(body=b""),
+        Reply(body="<html><body>Service Unavailable</body></html>", content_type="text/html"),
+        Reply(body=ROWS[2:]),
+        Reply(body={"totalcount": 4, "departments": {"departmentid": "3"}}),
+    ],
+    ids=["no-collection", "truncated", "empty", "html", "json-array", "not-a-list"],
+)
+@pytest.mark.usefixtures("debug_logs")
+def test_a_200_that_is_not_the_envelope_is_sent_again_and_the_page_lands(
+    scripted: ScriptedServer, odd: Reply
+) -> None:
+    answers = {"0": [Reply(body={"totalcount": 4, "departments": ROWS[:2]})], "2": [odd]}
+
+    def listing(seen: Seen) -> Reply:
+        queue = answers[seen.query["offset"]]
+        return queue.pop(0) if queue else Reply(body=FULL)
+
+    scripted.api("/departments", listing)
+    client = AthenaClient(client_settings(scripted.url), sleep=no_sleep)
+    with capture_logs() as logs:
+        pages = list(client.paginate("195900", "/departments", collection="departments", limit=2))
+    assert ids(pages, "departmentid") == ["1", "2", "3", "4"]
+    offsets = [c.query["offset"] for c in scripted.calls("/v1/195900/departments")]
+    assert offsets == ["0", "2", "2"]
+    retried = [e for e in logs if e["event"] == "athena.request_retried"]
+    assert [(e["attempt"], e["status"], e["path"]) for e in retried] == [(1, 200, "/departments")]
+
+
+def test_an_empty_listing_may_omit_its_empty_collection(scripted: ScriptedServer) -> None:
+    scripted.api("/departments", lambda _: Reply(body={"totalcount": 0}))
+    client = AthenaClient(client_settings(scripted.url), sleep=no_sleep)
+    pages = list(client.paginate("195900", "/departments", collection="departments"))
+    assert [(p.records, p.totalcount, p.last) for p in pages] == [([], 0, True)]
+    assert len(scripted.calls("/v1/195900/departments")) == 1
 
 
 def test_pages_stream_one_request_at_a_time(client: AthenaClient) -> None:

@@ -23,7 +23,7 @@ from worker.athena import (
     build_client,
 )
 from worker.athena.tokens import cache_key
-from worker.sandbox import SandboxConfig
+from worker.sandbox import FaultConfig, SandboxConfig
 from worker.sandbox.testing import serve_sandbox
 
 WORKERS = 20
@@ -72,6 +72,44 @@ def test_twenty_threads_with_an_empty_redis_cache_mint_once(
     assert errors == []
     assert stats["token_mints"] == 1
     assert stats["requests"]["/v1/{practiceid}/departments"] == {"200": WORKERS}
+
+
+def test_short_lived_tokens_shared_through_redis_are_minted_about_once_per_lifetime(
+    redis_url: str, redis_prefix: str
+) -> None:
+    ttl, clients_count = 30, 4
+    # The clients' clock is fake (three 30-second lifetimes pass in a second or two), so the
+    # sandbox's real-time per-minute mint limit (5, as preview) sees every mint at once.
+    now = [time.time()]
+
+    def clock() -> float:
+        return now[0]
+
+    config = SandboxConfig(seed=5, faults=FaultConfig(token_ttl_seconds=ttl))
+    with serve_sandbox(config) as server:
+        settings = client_settings(server.url, redis_key_prefix=redis_prefix)
+        key = cache_key(redis_prefix, settings.athena_token_url, CLIENT_ID, settings.athena_scope)
+        connection = redis.Redis.from_url(redis_url)
+        clients = [
+            AthenaClient(
+                settings,
+                token_cache=RedisTokenCache(connection, key, clock=clock),
+                sleep=no_sleep,
+                clock=clock,
+            )
+            for _ in range(clients_count)
+        ]
+        span = 3 * ttl
+        for _ in range(span):  # each client sends one request a second, in turn
+            for client in clients:
+                client.get("195900", "/ping")
+            now[0] += 1
+        stats = server.stats()
+        connection.close()
+    mints = stats["token_mints"]
+    assert stats["requests"]["/oauth2/v1/token"] == {"200": mints}, "never a 429"
+    assert stats["requests"]["/v1/{practiceid}/ping"] == {"200": span * clients_count}
+    assert span / ttl <= mints <= span / (0.8 * ttl) + 1  # about once per lifetime
 
 
 def test_twenty_threads_sharing_an_in_process_cache_mint_once() -> None:

@@ -101,6 +101,29 @@ def test_401_and_403_are_auth_errors(status: int) -> None:
     assert caught.value.status == status
 
 
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"<html><body><h1>Developer Over Qps</h1></body></html>", "text/html"),
+        (b"<h1>Developer Over Rate</h1>", "text/html"),
+        (b"Developer Over Qps", "text/plain"),
+        (b'{"error": "Developer Over Qps"}', "application/json"),
+    ],
+)
+def test_a_legacy_gateway_throttle_403_is_retriable(body: bytes, content_type: str) -> None:
+    with pytest.raises(RetriableError, match="throttled: 403") as caught:
+        decode(response(403, body, content_type=content_type, Retry_After="3"))
+    assert caught.value.status == 403 and caught.value.retry_after == 3.0
+    assert "<h1>" not in str(caught.value)
+
+
+def test_a_403_naming_no_throttle_stays_an_auth_error() -> None:
+    body = {"error": "Changed messages require setup (subscription) that has not been done."}
+    with pytest.raises(AuthError) as caught:
+        decode(response(403, body))
+    assert caught.value.status == 403
+
+
 def test_token_endpoint_400_is_an_auth_error() -> None:
     body = {"error": "invalid_client", "error_description": "Client authentication failed."}
     with pytest.raises(AuthError, match="token endpoint refused the credentials") as caught:

@@ -18,9 +18,23 @@ def test_token_refreshes_margin_seconds_early() -> None:
     assert token.fresh(4299) and not token.fresh(4300) and token.usable(4599)
 
 
-def test_short_tokens_are_used_for_at_least_a_tenth_of_their_life() -> None:
-    token = Token.minted("t", 60, now=0.0, margin=300)
-    assert token.refresh_at == pytest.approx(6.0)
+@pytest.mark.parametrize(
+    ("lifetime", "margin", "refresh_after"),
+    [
+        (3600, 300, 3300),  # the documented hour: the margin decides
+        (1500, 300, 1200),  # where the margin and a fifth of the life meet
+        (600, 300, 480),  # short lifetimes: a fifth of the life early, never more
+        (30, 300, 24),
+        (1, 300, 0.8),
+        (3600, 0, 3600),  # no margin: used to the end
+    ],
+)
+def test_a_token_is_refreshed_ahead_by_the_margin_or_a_fifth_of_its_life(
+    lifetime: float, margin: float, refresh_after: float
+) -> None:
+    token = Token.minted("t", lifetime, now=100.0, margin=margin)
+    assert token.refresh_at - 100.0 == pytest.approx(refresh_after)
+    assert token.expires_at == 100.0 + lifetime
 
 
 def test_token_repr_hides_the_secret_value() -> None:

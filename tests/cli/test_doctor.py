@@ -323,3 +323,20 @@ def test_a_report_into_a_missing_directory_is_refused_before_any_request(
     )
     assert result.exit_code == 2 and "does not exist" in result.output
     assert server.stats()["requests"] == {}
+
+
+def test_a_403_on_one_endpoint_is_told_apart_from_a_403_throttle(tmp_path: Path) -> None:
+    config = SandboxConfig(seed=4, appointments=50, forbidden_endpoints=(f"{GOOD}:/providers",))
+    with serve_sandbox(config) as started:
+        env = _env(started, _sqlite(tmp_path))
+        _, report = _doctor(env)
+        started.set_faults(legacy_throttle_rate=1.0)
+        _, throttled = _doctor(env)
+    rows = _rows(report, GOOD)
+    assert (rows["/providers"]["status"], rows["/providers"]["http_status"]) == ("fail", 403)
+    assert rows["/providers"]["verdict"] == "this key may not call /providers for this practice"
+    assert "enable /providers for this key and practice" in rows["/providers"]["next_step"]
+    assert {rows[p]["status"] for p in ENDPOINTS if p != "/providers"} == {"ok"}
+    ping = _rows(throttled, GOOD)["/ping"]
+    assert (ping["status"], ping["http_status"]) == ("fail", 403)
+    assert ping["verdict"] == "API rate limited (the legacy gateway's 403 Developer Over Qps)"

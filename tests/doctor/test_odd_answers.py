@@ -68,6 +68,24 @@ def test_odd_listings_are_read_as_the_sync_would_read_them(
     assert "Invalid value for [/providerid] [bold]x" in _render(report)  # text, not markup
 
 
+def test_an_empty_listing_without_its_collection_reads_as_empty_like_the_sync(
+    scripted: ScriptedServer, tmp_path: Any
+) -> None:
+    scripted.api("/ping", lambda _: Reply(body={"Pong": "true"}))
+    scripted.api("/departments", lambda _: Reply(body={"totalcount": 0}))
+    scripted.api("/providers", lambda _: Reply(body=[{"providerid": 7}]))  # a list, no envelope
+    report = _run(scripted, tmp_path)
+    departments = _row(report, "/departments")
+    assert (departments.status, departments.records) == ("warn", 0)
+    assert departments.verdict.text == "no departments: the practice is empty"
+    providers = _row(report, "/providers")
+    assert providers.status == "fail"
+    assert providers.verdict.text == (
+        "answered 200 without a 'providers' list (a gateway answer): the sync retries it, "
+        "then gives the unit up as retries_exhausted"
+    )
+
+
 @pytest.mark.parametrize(
     ("reply", "verdict"),
     [

@@ -178,3 +178,27 @@ def test_an_empty_practice_exists_is_listed_and_holds_nothing() -> None:
 def test_an_empty_practice_cannot_also_be_forbidden() -> None:
     with pytest.raises(ConfigError, match="empty practice"):
         make_config(empty_practices=("1128700",))
+
+
+def test_a_forbidden_endpoint_is_403_in_its_practice_only() -> None:
+    config = make_config(
+        practices=(PRACTICE, "195901"), forbidden_endpoints=(f"{PRACTICE}:/appointmenttypes",)
+    )
+    with serve_sandbox(config) as server:
+        api = Api(server)
+        for path in ("/appointmenttypes", "/appointmenttypes/82"):
+            answer = api.get(f"/v1/{PRACTICE}{path}")
+            assert answer.status_code == 403
+            assert answer.json()["error"] == "Forbidden."
+        assert api.get(f"/v1/{PRACTICE}/providers").status_code == 200
+        assert api.get("/v1/195901/appointmenttypes").status_code == 200
+        assert api.admin("GET", "config").json()["forbidden_endpoints"] == [
+            f"{PRACTICE}:/appointmenttypes"
+        ]
+        api.http.close()
+
+
+@pytest.mark.parametrize("entry", ["/appointmenttypes", "195900:appointmenttypes", "x:/a", "1:/"])
+def test_a_forbidden_endpoint_must_name_practice_and_path(entry: str) -> None:
+    with pytest.raises(ConfigError, match="PRACTICEID:/path"):
+        make_config(forbidden_endpoints=(entry,))

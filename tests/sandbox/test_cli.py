@@ -30,6 +30,8 @@ def test_serve_answers_a_token_request() -> None:
     command = [
         sys.executable, "-c", "from worker.cli import main; main()", "sandbox", "serve",
         "--port", str(port), "--appointments", "50", "--seed", "3", "--rate-429", "0",
+        "--forbidden-endpoints", "195900:/appointmenttypes", "--envelope-error-rate", "0.5",
+        "--legacy-throttle-rate", "0.25",
     ]  # fmt: skip
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert process.stderr is not None
@@ -49,6 +51,9 @@ def test_serve_answers_a_token_request() -> None:
             except requests.ConnectionError:
                 time.sleep(0.05)
         assert config["seed"] == 3
+        assert config["forbidden_endpoints"] == ["195900:/appointmenttypes"]
+        faults = config["faults"]
+        assert (faults["envelope_error_rate"], faults["legacy_throttle_rate"]) == (0.5, 0.25)
         token = requests.post(
             f"http://127.0.0.1:{port}/oauth2/v1/token",
             data={"grant_type": "client_credentials"},
@@ -75,6 +80,8 @@ def test_admin_verbs(api: Api) -> None:
     assert run("faults", *url, "--error-rate", "1", "--fault-seed", "4")["error_rate"] == 1.0
     assert api.get("/v1/195900/ping").status_code >= 500
     assert run("faults", *url)["seed"] == 4
+    assert run("faults", *url, "--legacy-throttle-rate", "1")["legacy_throttle_rate"] == 1.0
+    assert api.get("/v1/195900/ping").status_code == 403
     assert run("faults", *url, "--off")["error_rate"] == 0.0
     change = run("mutate", *url, "--cancel", "1", "--add", "2", "--seed", "5")
     assert (len(change["cancelled"]), len(change["added"])) == (1, 2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from tests.sandbox.conftest import ALL_DAYS, BOOKED, PRACTICE, Api
@@ -123,3 +124,43 @@ def test_short_token_ttl_over_http(api: Api) -> None:
     assert token["expires_in"] == 1
     time.sleep(1.05)
     assert api.get(PING, token=token["access_token"]).status_code == 401
+
+
+def test_legacy_gateway_throttle_is_a_403_html_over_qps_page(api: Api) -> None:
+    api.server.set_faults(legacy_throttle_rate=1.0)
+    answer = api.get(PING)
+    assert (answer.status_code, answer.headers["Content-Type"]) == (403, "text/html")
+    assert "<h1>Developer Over Qps</h1>" in answer.text
+    assert answer.headers["X-Mashery-Error-Code"] == "ERR_403_DEVELOPER_OVER_QPS"
+
+
+def test_listing_200s_that_are_not_the_envelope_take_turns(api: Api) -> None:
+    providers = f"/v1/{PRACTICE}/providers"
+    api.server.set_faults(envelope_error_rate=1.0)
+    answers = [api.get(providers) for _ in range(6)]
+    assert {a.status_code for a in answers} == {200}
+    no_collection, truncated, empty, html, array, again = answers
+    assert no_collection.json() == {"totalcount": 12}  # what gateways send mid-incident
+    assert truncated.content and not _decodes(truncated.content)
+    assert empty.content == b""
+    assert html.headers["Content-Type"] == "text/html" and html.text.startswith("<html>")
+    assert isinstance(array.json(), list) and len(array.json()) == 12
+    assert "providers" not in again.json()  # the turn starts over
+    assert api.get(PING).json() == {"Pong": "true"}  # only listings are spoiled
+    api.server.set_faults(FaultConfig())
+    assert len(api.ok(providers)["providers"]) == 12
+
+
+def test_an_empty_listing_is_never_spoiled_into_a_valid_empty_page(api: Api) -> None:
+    api.server.set_faults(envelope_error_rate=1.0)
+    nothing = {"startdate": "01/01/2020", "enddate": "01/02/2020", "departmentid": "1"}
+    answer = api.get(BOOKED, nothing)
+    assert answer.status_code == 200 and not _decodes(answer.content)  # truncated instead
+
+
+def _decodes(body: bytes) -> bool:
+    try:
+        json.loads(body)
+    except ValueError:
+        return False
+    return True

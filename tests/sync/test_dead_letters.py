@@ -56,6 +56,8 @@ def test_malformed_records_are_kept_and_everything_else_lands(pg_faulty: Harness
     [
         ({"error_rate": 1.0, "html_502_share": 1.0}, "retries_exhausted", 502),
         ({"rate_429": 1.0, "retry_after_share": 0.0}, "retries_exhausted", 429),
+        ({"legacy_throttle_rate": 1.0}, "retries_exhausted", 403),
+        ({"envelope_error_rate": 1.0}, "retries_exhausted", 200),
     ],
 )
 def test_exhausted_retries_land_once_then_replay_resolves(

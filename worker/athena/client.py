@@ -21,7 +21,7 @@ from worker.athena.broker import TokenBroker
 from worker.athena.errors import AuthError, FatalError, RetriableError
 from worker.athena.paging import Pager, totalcount_of
 from worker.athena.ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter
-from worker.athena.responses import decode_response, transport_error
+from worker.athena.responses import check_listing, decode_response, transport_error
 from worker.athena.retry import RetryPolicy, call_with_retries
 from worker.athena.stats import ClientStats
 from worker.athena.tokens import MemoryTokenCache, RedisTokenCache, Token, TokenCache, cache_key
@@ -65,28 +65,6 @@ def _check_target(practice_id: str, path: str) -> None:
         raise FatalError(f"practice id must be numeric, got {practice_id!r}", path=path)
     if not path.startswith("/") or "?" in path or "//" in path:
         raise FatalError("path must be relative to /v1/{practiceid}, e.g. /departments", path=path)
-
-
-def _records(body: Any, collection: str, *, path: str, practice_id: str) -> list[Any]:
-    """The list under ``collection``, or a FatalError naming what is wrong.
-
-    Items are passed on as they are: a record that is not an object is the mapper's to reject
-    (and dead-letter) without costing the rest of the page.
-    """
-    problem = None
-    if not isinstance(body, dict):
-        problem = f"expected a JSON object holding {collection!r}, got {type(body).__name__}"
-    elif collection not in body:
-        if totalcount_of(body) == 0:
-            return []  # an empty listing that omits its (empty) collection
-        keys = ", ".join(sorted(str(k) for k in body)[:10]) or "none"
-        problem = f"response has no {collection!r} collection (keys: {keys})"
-    elif not isinstance(body[collection], list):
-        problem = f"{collection!r} is not a list"
-    if problem is not None:
-        raise FatalError(problem, path=path, practice_id=practice_id)
-    records: list[Any] = body[collection]
-    return records
 
 
 def _fingerprint(records: list[Any]) -> str | None:
@@ -149,14 +127,38 @@ class AthenaClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def get(self, practice_id: str, path: str, params: Mapping[str, Any] | None = None) -> Any:
-        """GET ``/v1/{practice_id}{path}`` and return the decoded JSON (retried, authenticated)."""
-        return self.fetch(practice_id, path, params).body
+    def get(
+        self,
+        practice_id: str,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        collection: str | None = None,
+    ) -> Any:
+        """GET ``/v1/{practice_id}{path}`` and return the decoded JSON (retried, authenticated).
 
-    def fetch(self, practice_id: str, path: str, params: Mapping[str, Any] | None = None) -> Reply:
+        With ``collection``, a 200 that is not that listing's envelope is retried like a 5xx:
+        the check runs inside each attempt, so every retry sends the request again.
+        """
+        return self.fetch(practice_id, path, params, collection=collection).body
+
+    def fetch(
+        self,
+        practice_id: str,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        collection: str | None = None,
+    ) -> Reply:
         """As :meth:`get`, with the API's clock when the answered request was sent."""
         _check_target(practice_id, path)
         query = _query(params)
+
+        def attempt() -> Reply:
+            reply = self._authorized(practice_id, path, query)
+            if collection is not None:
+                check_listing(reply.body, collection, path=path, practice_id=practice_id)
+            return reply
 
         def on_retry(attempt: int, error: RetriableError, wait: float) -> None:
             self.stats.bump("retries")
@@ -172,7 +174,7 @@ class AthenaClient:
             )
 
         return call_with_retries(
-            lambda: self._authorized(practice_id, path, query),
+            attempt,
             policy=self._policy,
             sleep=self._sleep,
             rng=self._rng,
@@ -195,9 +197,9 @@ class AthenaClient:
         number = 0
         while pager is not None:
             query = {**_query(params), **pager.query()}
-            reply = self.fetch(practice_id, path, query)
+            reply = self.fetch(practice_id, path, query, collection=collection)
             body = reply.body
-            records = _records(body, collection, path=path, practice_id=practice_id)
+            records: list[Any] = body.get(collection, [])
             totalcount = totalcount_of(body)
             following = pager.after(
                 returned=len(records),

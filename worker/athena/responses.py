@@ -2,7 +2,9 @@
 
     2xx + JSON                 -> the decoded body
     2xx + non-JSON             -> RetriableError (a gateway glitch answering 200 with HTML)
+    2xx, not the listing asked -> RetriableError (see :func:`check_listing`)
     408, 425, 429, 5xx         -> RetriableError (429 and 503 carry Retry-After when sent)
+    403 "Over Qps"/"Over Rate" -> RetriableError (the legacy gateway's throttle, ATHENA_API.md §4)
     401, 403                   -> AuthError (the client refreshes once on a plain 401)
     other 4xx, stray 3xx       -> FatalError; from the token endpoint every 4xx is an AuthError
     timeouts, connection drops -> RetriableError (see :func:`transport_error`)
@@ -19,12 +21,16 @@ import orjson
 import requests
 
 from worker.athena.errors import AthenaError, AuthError, FatalError, RetriableError
+from worker.athena.paging import totalcount_of
 from worker.athena.retry import parse_retry_after
 
 MAX_TEXT = 200
 RETRIABLE_4XX = frozenset({408, 425, 429})
 _ERROR_KEYS = ("error", "message", "Message")
 _DETAIL_KEYS = ("detailedmessage", "error_description", "detail")
+# The retired Mashery gateway throttled with 403 "Developer Over Qps"/"Over Rate" (HTML or text).
+_THROTTLE_MARKS = ("over qps", "over rate")
+_THROTTLE_SCAN = 4096
 
 
 class NonFinite(float):
@@ -89,8 +95,8 @@ def _error_for(
         "detail": detail,
         "request_id": response.request.headers.get("X-Request-Id") if response.request else None,
     }
-    if status in RETRIABLE_4XX or status >= 500:
-        what = "throttled" if status == 429 else "transient server error"
+    if status in RETRIABLE_4XX or status >= 500 or _legacy_throttle(response):
+        what = "throttled" if status in (403, 429) else "transient server error"
         retry_after = parse_retry_after(response.headers.get("Retry-After"))
         return RetriableError(f"{what}: {status} {reason}", retry_after=retry_after, **fields)
     if token_endpoint and 400 <= status < 500:
@@ -98,6 +104,50 @@ def _error_for(
     if status in (401, 403):
         return AuthError(f"not authorized: {status} {reason}", **fields)
     return FatalError(f"request rejected: {status} {reason}", **fields)
+
+
+def _legacy_throttle(response: requests.Response) -> bool:
+    """A 403 whose body names the legacy gateway's throttle: wait and retry, like a 429."""
+    if response.status_code != 403:
+        return False
+    text = response.content[:_THROTTLE_SCAN].decode("utf-8", "replace").lower()
+    return any(mark in text for mark in _THROTTLE_MARKS)
+
+
+def listing_problem(body: Any, collection: str) -> str | None:
+    """Why ``body`` is not a listing envelope holding ``collection``; None when it is one.
+
+    An empty listing may leave its (empty) collection out when it says ``totalcount`` 0.
+    Records are not looked at: one that is not an object is the mapper's to dead-letter.
+    """
+    if not isinstance(body, dict):
+        return f"expected a JSON object holding {collection!r}, got {type(body).__name__}"
+    if collection not in body:
+        if totalcount_of(body) == 0:
+            return None
+        keys = ", ".join(sorted(str(k) for k in body)[:10]) or "none"
+        return f"response has no {collection!r} collection (keys: {keys})"
+    if not isinstance(body[collection], list):
+        return f"{collection!r} is not a list"
+    return None
+
+
+def check_listing(body: Any, collection: str, *, path: str, practice_id: str | None) -> list[Any]:
+    """The records of a listing's 200, or a RetriableError when it is not the envelope.
+
+    Gateways answer 200 with such bodies during incidents (the request itself was fine), so it
+    is a server fault: the caller sends the same request again, within its attempt budget.
+    """
+    problem = listing_problem(body, collection)
+    if problem is not None:
+        raise RetriableError(
+            f"200 response is not the {collection!r} listing: {problem}",
+            status=200,
+            path=path,
+            practice_id=practice_id,
+        )
+    records: list[Any] = body.get(collection, [])
+    return records
 
 
 def decode_response(

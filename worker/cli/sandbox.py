@@ -27,6 +27,8 @@ def _fault_options(command: Any) -> Any:
         ("--retry-after-share", None, share, "Share of 429s with Retry-After [0.5]."),
         ("--retry-after-seconds", None, count, "Retry-After value, seconds [1]."),
         ("--rps-limit", None, click.FloatRange(min=0, min_open=True), "Requests/s per practice."),
+        ("--legacy-throttle-rate", None, unit, "Probability of a 403 Developer Over Qps."),
+        ("--envelope-error-rate", None, unit, "Probability of a 200 that is not the listing."),
         ("--fault-token-ttl", "token_ttl_seconds", click.IntRange(1), "Token lifetime, seconds."),
         ("--latency-ms", None, count, "Delay before every API answer."),
         ("--malformed-appointments", None, count, "Malformed appointment rows per practice."),
@@ -82,6 +84,12 @@ def sandbox() -> None:
     help="Practices that answer 401 Incorrect permissions.",
 )
 @click.option(
+    "--forbidden-endpoints",
+    default="",
+    help="PRACTICEID:/path entries, comma-separated, that answer 403 (e.g. "
+    "195900:/appointmenttypes).",
+)
+@click.option(
     "--empty-practices",
     default="",
     help="Practices that exist but hold no data (no departments, providers or appointments).",
@@ -119,7 +127,7 @@ def sandbox() -> None:
 @_fault_options
 def serve(
     host: str, port: int, seed: int, practices: str, forbidden_practices: str,
-    empty_practices: str, departments: int,
+    forbidden_endpoints: str, empty_practices: str, departments: int,
     providers: int, appointment_types: int, appointments: int, days: int, anchor_date: str | None,
     token_ttl: int, token_mints_per_minute: int, quiet: bool, **faults: Any,
 ) -> None:  # fmt: skip
@@ -131,7 +139,8 @@ def serve(
     try:
         config = SandboxConfig(
             seed=seed, practices=_ids(practices), forbidden_practices=_ids(forbidden_practices),
-            empty_practices=_ids(empty_practices), departments=departments, providers=providers,
+            empty_practices=_ids(empty_practices), forbidden_endpoints=_ids(forbidden_endpoints),
+            departments=departments, providers=providers,
             appointment_types=appointment_types,
             appointments=appointments, days=days, token_ttl_seconds=token_ttl,
             token_mints_per_minute=token_mints_per_minute, faults=_faults(faults), **extra,

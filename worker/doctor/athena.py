@@ -15,6 +15,7 @@ from worker.doctor.probes import Listing, Outcome, Prober
 from worker.doctor.report import Check, Verdict
 from worker.doctor.verdicts import (
     NOUNS,
+    SUPPORT,
     api_failure,
     listed,
     practice_list_failure,
@@ -119,8 +120,9 @@ def _listing_verdict(path: str, listing: Listing, collection: str, scope: str) -
     if listing.rows is None:
         return Verdict(
             "fail",
-            f"answered 200 without a {collection!r} list: the sync would fail here",
-            "send the support report to athenahealth",
+            f"answered 200 without a {collection!r} list (a gateway answer): the sync retries "
+            "it, then gives the unit up as retries_exhausted",
+            f"retry later; {SUPPORT}",
         )
     if listing.totalcount is None and listing.rows:
         noun = NOUNS.get(path, "records")

@@ -19,7 +19,7 @@ import requests
 from worker.athena.errors import AthenaError
 from worker.athena.paging import totalcount_of
 from worker.athena.ratelimit import RateLimiter
-from worker.athena.responses import decode_response, transport_error
+from worker.athena.responses import decode_response, listing_problem, transport_error
 from worker.athena.transport import BearerAuth
 
 PROBE_READ_TIMEOUT = 20.0
@@ -36,11 +36,12 @@ class Outcome:
     error: AthenaError | None = None
 
     def listing(self, collection: str) -> Listing:
-        """The envelope as the sync reads it: the list under ``collection`` and ``totalcount``."""
-        body = self.body if isinstance(self.body, dict) else None
-        rows = body.get(collection) if body is not None else None
-        total = totalcount_of(body) if body is not None else None
-        return Listing(rows if isinstance(rows, list) else None, total)
+        """The envelope as the sync reads it (:func:`listing_problem`, the same rule): the list
+        under ``collection`` and ``totalcount``."""
+        if listing_problem(self.body, collection) is not None:
+            body = self.body if isinstance(self.body, dict) else {}
+            return Listing(None, totalcount_of(body))
+        return Listing(self.body.get(collection, []), totalcount_of(self.body))
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from worker.athena.errors import AthenaError
+from worker.athena.errors import AthenaError, RetriableError
 from worker.doctor.report import Verdict
 
 PREVIEW_PRACTICE = "195900"
@@ -106,6 +106,12 @@ def api_failure(error: AthenaError, *, endpoint: str, practice_id: str) -> Verdi
             "fail",
             "a valid token was refused",
             "check that ATHENA_BASE_URL and ATHENA_TOKEN_URL belong to the same environment",
+        )
+    if status == 403 and isinstance(error, RetriableError):
+        return Verdict(
+            "fail",
+            "API rate limited (the legacy gateway's 403 Developer Over Qps)",
+            "wait and run again; lower ATHENA_RATE_LIMIT_RPS, and share the budget via REDIS_URL",
         )
     if status == 403 and not error.api_error:
         return Verdict(

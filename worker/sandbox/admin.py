@@ -73,6 +73,7 @@ def _config(sandbox: Sandbox) -> dict[str, Any]:
         "practices": list(c.practices),
         "forbidden_practices": list(c.forbidden_practices),
         "empty_practices": list(c.empty_practices),
+        "forbidden_endpoints": list(c.forbidden_endpoints),
         "seed": c.seed,
         "anchor_date": fmt_date(c.anchor_date),
         "first_day": fmt_date(c.first_day),

@@ -1,7 +1,8 @@
 """The sandbox application: routes ``/oauth2`` and ``/v1`` requests to answers.
 
-Order per ``/v1`` request: latency, gateway faults (rps ceiling, 429, 5xx), bearer check,
-practice check, then the route, whose 200 bodies are cached until data or faults change.
+Order per ``/v1`` request: latency, gateway faults (rps ceiling, 429, 5xx, legacy 403), bearer
+check, practice check, endpoint check, then the route, whose 200 bodies are cached until data or
+faults change; a listing's 200 may then be spoiled (``envelope_error_rate``, never cached).
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ UNKNOWN_PATH = {"error": "Unknown API path."}
 BAD_TOKEN = {"error": "Developer Inactive", "detailedmessage": "Invalid or missing access token."}
 EXPIRED = {"error": "Developer Inactive", "detailedmessage": "The access token has expired."}
 FORBIDDEN = {"error": "Incorrect permissions.", "detailedmessage": "Bad auth."}
+# A sandbox choice: the real wording of a 403 for an endpoint not enabled is unverified.
+NOT_ENABLED = {
+    "error": "Forbidden.",
+    "detailedmessage": "This API key is not enabled for this endpoint in this practice.",
+}
 NO_PRACTICE = {"error": "Invalid practice.", "detailedmessage": "The practice ID does not exist."}
 
 
@@ -127,7 +133,14 @@ class Sandbox:
             return api_json(401, FORBIDDEN)
         if practice_id != "1" and practice_id not in self.stores:
             return api_json(404, NO_PRACTICE)
-        return self._route(practice_id, parts[2:], query)
+        if self.config.endpoint_forbidden(practice_id, "/" + "/".join(parts[2:])):
+            return api_json(403, NOT_ENABLED)
+        answer = self._route(practice_id, parts[2:], query)
+        if answer.status == 200 and routes.is_listing(parts[2:]):
+            spoiled = self.faults.spoil(answer.body)
+            if spoiled is not None:
+                return Response(spoiled.status, spoiled.body, spoiled.content_type)
+        return answer
 
     def _auth(self, header: str | None) -> Response | None:
         if not header or not header.lower().startswith("bearer "):

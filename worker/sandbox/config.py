@@ -10,6 +10,10 @@ from typing import Any
 DEFAULT_SCOPE = "athena/service/Athenanet.MDP.*"
 
 
+_RATES = ("error_rate", "html_502_share", "rate_429", "retry_after_share",
+          "legacy_throttle_rate", "envelope_error_rate")  # fmt: skip
+
+
 class ConfigError(ValueError):
     """A sandbox or fault setting is out of range; the message names the field."""
 
@@ -22,7 +26,11 @@ class FaultConfig:
     ``html_502_share`` are gateway-style 502s with an HTML body; the rest are 500 with a JSON body
     or 503 with an empty body. ``retry_after_share`` of the random 429s carry
     ``Retry-After: retry_after_seconds``. ``rps_limit`` is a per-practice requests-per-second
-    ceiling answered with 429. ``token_ttl_seconds`` overrides the lifetime of newly minted tokens.
+    ceiling answered with 429. ``legacy_throttle_rate`` is the probability of the retired Mashery
+    gateway's throttle: 403 with an HTML "Developer Over Qps" page. ``envelope_error_rate`` is the
+    probability that a listing's 200 answer is not its envelope (as gateways send during
+    incidents): in turn JSON without the collection, truncated JSON, an empty body, an HTML page,
+    a bare JSON array. ``token_ttl_seconds`` overrides the lifetime of newly minted tokens.
     ``malformed_appointments`` adds that many broken records to every practice's appointments.
     """
 
@@ -32,13 +40,15 @@ class FaultConfig:
     retry_after_share: float = 0.5
     retry_after_seconds: int = 1
     rps_limit: float | None = None
+    legacy_throttle_rate: float = 0.0
+    envelope_error_rate: float = 0.0
     token_ttl_seconds: int | None = None
     latency_ms: int = 0
     malformed_appointments: int = 0
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("error_rate", "html_502_share", "rate_429", "retry_after_share"):
+        for name in _RATES:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name} must be between 0 and 1, got {value}")
@@ -53,7 +63,13 @@ class FaultConfig:
     @property
     def active(self) -> bool:
         """True when any request-level fault is switched on."""
-        return bool(self.error_rate or self.rate_429 or self.rps_limit or self.latency_ms)
+        return bool(
+            self.error_rate
+            or self.rate_429
+            or self.rps_limit
+            or self.latency_ms
+            or self.legacy_throttle_rate
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form accepted by ``POST /_sandbox/faults``."""
@@ -96,15 +112,18 @@ class SandboxConfig:
 
     Appointments fall on ``days`` days from ``anchor_date - days // 3`` (inclusive), plus the US
     DST-change Sundays nearest the anchor. ``forbidden_practices`` exist but answer 401
-    "Incorrect permissions."; ``empty_practices`` are served but hold no departments, providers,
-    appointment types or appointments (like a fresh preview practice); any other numeric
-    practice answers 404 "Invalid practice.".
+    "Incorrect permissions."; ``forbidden_endpoints`` (``PRACTICEID:/path``, e.g.
+    ``195900:/appointmenttypes``) answer 403 for that path and the paths below it in that
+    practice only, as an endpoint the key is not enabled for; ``empty_practices`` are served
+    but hold no departments, providers, appointment types or appointments (like a fresh preview
+    practice); any other numeric practice answers 404 "Invalid practice.".
     """
 
     seed: int = 1
     practices: tuple[str, ...] = ("195900",)
     forbidden_practices: tuple[str, ...] = ("1128700",)
     empty_practices: tuple[str, ...] = ()
+    forbidden_endpoints: tuple[str, ...] = ()
     departments: int = 6
     providers: int = 12
     appointment_types: int = 20
@@ -131,6 +150,13 @@ class SandboxConfig:
             raise ConfigError("a practice cannot be both served and forbidden")
         if set(self.empty_practices) & {*self.practices, *self.forbidden_practices}:
             raise ConfigError("an empty practice cannot also be served with data or forbidden")
+        for entry in self.forbidden_endpoints:
+            practice_id, sep, path = entry.partition(":")
+            if not (sep and practice_id.isdigit() and path.startswith("/") and len(path) > 1):
+                raise ConfigError(
+                    f"forbidden endpoint {entry!r} must be PRACTICEID:/path, e.g. "
+                    "195900:/appointmenttypes"
+                )
         for name in ("departments", "providers", "appointment_types", "days"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -142,6 +168,17 @@ class SandboxConfig:
             raise ConfigError("appointments_default_limit must be between 1 and max_limit")
         if self.token_ttl_seconds < 1 or self.token_mints_per_minute < 1:
             raise ConfigError("token_ttl_seconds and token_mints_per_minute must be at least 1")
+
+    def endpoint_forbidden(self, practice_id: str, path: str) -> bool:
+        """Whether ``path`` (below ``/v1/{practiceid}``) answers 403 in this practice."""
+        for entry in self.forbidden_endpoints:
+            forbidden_practice, _, prefix = entry.partition(":")
+            prefix = prefix.rstrip("/")
+            if forbidden_practice == practice_id and (
+                path == prefix or path.startswith(prefix + "/")
+            ):
+                return True
+        return False
 
     @property
     def first_day(self) -> dt.date:

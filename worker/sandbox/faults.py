@@ -1,4 +1,5 @@
-"""Request-level fault injection: latency, a per-practice rps ceiling, random 429s and 5xx.
+"""Request-level fault injection: latency, a per-practice rps ceiling, random 429s, legacy 403
+throttles and 5xx, and listing answers that are 200 but not the listing envelope.
 
 Decisions come from one ``random.Random(seed)`` drawn in request order, so a sequential client
 sees the same faults again after ``set_faults`` with the same config.
@@ -6,6 +7,7 @@ sees the same faults again after ``set_faults`` with the same config.
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -30,6 +32,17 @@ QUOTA_429 = (
     b'{"fault":{"faultstring":"Rate limit quota violation. Quota limit exceeded.",'
     b'"detail":{"errorcode":"policies.ratelimit.QuotaViolation"}}}'
 )
+# The retired Mashery gateway's throttle (ATHENA_API.md section 4): 403 with an HTML page.
+OVER_QPS = (
+    b"<html><head><title>403 Forbidden</title></head>"
+    b"<body><h1>Developer Over Qps</h1></body></html>"
+)
+OVER_QPS_HEADERS = (("X-Mashery-Error-Code", "ERR_403_DEVELOPER_OVER_QPS"),)
+GATEWAY_200 = (
+    b"<html><head><title>Service Unavailable</title></head><body>Please retry.</body></html>"
+)
+# What a listing's 200 turns into, in turn (see FaultInjector.spoil).
+ENVELOPE_FAULTS = ("no_collection", "truncated", "empty", "html", "array")
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,7 @@ class FaultInjector:
             self.faults = faults
             self._rng = random.Random(faults.seed)
             self._buckets: dict[str, tuple[float, float]] = {}
+            self._spoiled = 0
 
     def latency(self) -> float:
         """Seconds to wait before answering."""
@@ -74,7 +88,34 @@ class FaultInjector:
                 return self._throttle(faults)
             if faults.error_rate and self._rng.random() < faults.error_rate:
                 return self._server_error(faults)
+            if faults.legacy_throttle_rate and self._rng.random() < faults.legacy_throttle_rate:
+                return FaultAnswer(403, OVER_QPS, HTML, OVER_QPS_HEADERS)
         return None
+
+    def spoil(self, body: bytes) -> FaultAnswer | None:
+        """A 200 that replaces a listing's answer (``body``), or None to send it as is.
+
+        The kinds take turns (:data:`ENVELOPE_FAULTS`). Dropping the collection from an empty
+        listing would leave a valid empty page, so such a listing gets the next kind instead.
+        """
+        rate = self.faults.envelope_error_rate
+        with self._lock:
+            if not rate or self._rng.random() >= rate:
+                return None
+            kind = ENVELOPE_FAULTS[self._spoiled % len(ENVELOPE_FAULTS)]
+            self._spoiled += 1
+        payload = json.loads(body)
+        rows = [v for v in payload.values() if isinstance(v, list)]
+        if kind == "no_collection" and any(rows):
+            kept = {k: v for k, v in payload.items() if not isinstance(v, list)}
+            return FaultAnswer(200, json.dumps(kept).encode(), JSON)
+        if kind in ("no_collection", "truncated"):
+            return FaultAnswer(200, body[: len(body) // 2], JSON)
+        if kind == "empty":
+            return FaultAnswer(200, b"", JSON)
+        if kind == "html":
+            return FaultAnswer(200, GATEWAY_200, HTML)
+        return FaultAnswer(200, json.dumps(rows[0] if rows else []).encode(), JSON)
 
     def _take(self, practice_id: str, rps: float) -> bool:
         # Token bucket per practice: capacity max(1, rps), refilled at rps per second.

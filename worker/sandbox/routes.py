@@ -37,6 +37,13 @@ def template(parts: Sequence[str]) -> str:
     return "(unknown)"
 
 
+def is_listing(rest: Sequence[str]) -> bool:
+    """Whether a path below ``/v1/{practiceid}`` answers a listing envelope."""
+    return list(rest) == ["appointments", "booked"] or (
+        len(rest) == 1 and rest[0] in LISTS and rest[0] != "ping"
+    )
+
+
 def _not_found(what: str) -> ApiError:
     return ApiError(
         404, {"error": f"Invalid {what}.", "detailedmessage": f"The {what} does not exist."}

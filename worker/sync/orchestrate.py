@@ -1,8 +1,8 @@
 """Planning and running a sync request (resources x practices) as independent units of work.
 
 The CLI and the Celery tasks both come here. A failure in one unit never stops the others; a
-practice that refuses us (401/403, unknown practice) fails alone and its remaining units are
-recorded as skipped.
+practice that refuses us (401, unknown practice) fails alone and its remaining units are
+recorded as skipped. A 403 fails only the units of its endpoint.
 """
 
 from __future__ import annotations

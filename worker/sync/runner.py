@@ -141,14 +141,19 @@ def _fail(job: Job, exc: AthenaError) -> RunResult:
     return RunResult(
         unit, job.run_id, "failed", job.counts, error=str(exc), error_class=error_class,
         retriable=isinstance(exc, RetriableError), retry_after=exc.retry_after,
+        http_status=exc.status,
     )  # fmt: skip
 
 
 def is_practice_fatal(result: RunResult) -> bool:
-    """True when the failure means the whole practice is unreachable (auth, unknown practice)."""
+    """True when the failure means the whole practice is unreachable: 401 (the key may not
+    access the practice) or 404 "Invalid practice.". A 403 is not: athenahealth enables
+    endpoints per key and practice, so it fails only the units of its endpoint."""
     if result.status != "failed" or result.error_class is None:
         return False
-    return result.error_class == AuthError.error_class or "Invalid practice" in (result.error or "")
+    if result.error_class == AuthError.error_class:
+        return result.http_status != 403
+    return "Invalid practice" in (result.error or "")
 
 
 def skip_unit(ctx: SyncContext, unit: Unit, reason: str) -> RunResult:

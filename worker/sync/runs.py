@@ -48,6 +48,7 @@ class RunResult:
     retriable: bool = False
     retry_after: float | None = None
     note: str | None = None
+    http_status: int | None = None
 
     def as_json(self) -> dict[str, Any]:
         """JSON-safe summary (Celery results, CLI --wait output)."""
