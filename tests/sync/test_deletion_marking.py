@@ -51,7 +51,8 @@ def run(
     h: Harness, mode: str, *, resources: str = "appointments", settings: Settings | None = None,
     on_progress: ProgressHook | None = None, runner: UnitRunner | None = None,
 ) -> list[RunResult]:  # fmt: skip
-    """A sync over every day the sandbox may serve, in its own runtime (its own process)."""
+    """A sync of the sandbox's configured days, with its own client and engine (as another
+    process would have)."""
     config = h.server.config
     runtime = open_runtime(settings or h.settings)
     try:
