@@ -41,6 +41,11 @@ class SyncRun(Base):
     deleted: Mapped[int] = mapped_column(sa.Integer(), nullable=False, server_default="0")
     dead_lettered: Mapped[int] = mapped_column(sa.Integer(), nullable=False, server_default="0")
     api_calls: Mapped[int] = mapped_column(sa.Integer(), nullable=False, server_default="0")
+    # A complete read that could not mark deletions (the listing moved while it was read, or
+    # rows it did not see were written by another sync meanwhile): see worker.sync.job.
+    deletions_deferred: Mapped[bool] = mapped_column(
+        sa.Boolean(), nullable=False, server_default=sa.false()
+    )
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     error_summary: Mapped[str | None] = mapped_column(sa.Text())

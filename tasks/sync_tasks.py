@@ -3,7 +3,7 @@
 ``run_unit`` runs one unit of work under its lease; ``sync_practice`` plans a practice's units and
 sends one ``run_unit`` each, so every worker shares the work; ``sync_reference`` and
 ``sync_appointments`` (beat) send one ``sync_practice`` per configured practice;
-``replay_dead_letters`` (beat) replays retriable letters and purges old resolved ones.
+``replay_dead_letters`` (beat) replays retriable letters and purges old letters, runs and fences.
 
 Every task takes JSON-safe arguments. A task that fails for good (crash, time limit) leaves a
 ``task_failed`` dead letter with its arguments (:class:`SyncTask`). Each pool process builds one
@@ -34,7 +34,7 @@ from worker.sync.deadletters import RETRIABLE_CLASSES, RequestFailure, add_reque
 from worker.sync.leased import leased_runner, run_leased
 from worker.sync.orchestrate import SyncRequest, live_department_ids, practice_units
 from worker.sync.replay import replay_letters
-from worker.sync.retention import purge_resolved_letters
+from worker.sync.retention import purge_expired
 from worker.sync.runs import RunResult, fail_orphaned_runs, utcnow
 from worker.sync.units import LISTING_RESOURCES, Unit
 
@@ -276,7 +276,7 @@ def sync_appointments(mode: str = "incremental") -> list[str]:
 
 @task(bind=True, base=SyncTask, name=f"{TASKS}.replay_dead_letters")
 def replay_dead_letters(self: Any) -> dict[str, Any]:
-    """Replay open letters of retriable classes, then purge resolved letters past retention."""
+    """Replay open letters of retriable classes, then purge what is past retention."""
     state = process_state()
     ctx = state.runtime.context(task_id=self.request.id)
     settings = ctx.settings
@@ -289,9 +289,7 @@ def replay_dead_letters(self: Any) -> dict[str, Any]:
             max_attempts=settings.dead_letter_max_attempts, run=leased_runner(state.leases),
         )  # fmt: skip
         with ctx.sessions.begin() as session:
-            purged = purge_resolved_letters(
-                session, retention_days=settings.dead_letter_retention_days, now=ctx.clock()
-            )
+            purged = purge_expired(session, settings=settings, now=ctx.clock())
             # No unit runs past the hard time limit: a row still running after twice that
             # belongs to a worker that was killed.
             orphaned = fail_orphaned_runs(
@@ -300,6 +298,7 @@ def replay_dead_letters(self: Any) -> dict[str, Any]:
             )  # fmt: skip
     resolved = sum(1 for o in outcomes if o.result == "resolved")
     return {
-        "skipped": False, "replayed": len(outcomes), "resolved": resolved, "purged": purged,
+        "skipped": False, "replayed": len(outcomes), "resolved": resolved,
+        "purged": purged.letters, "purged_runs": purged.runs, "purged_fences": purged.fences,
         "orphaned_runs": orphaned,
     }  # fmt: skip

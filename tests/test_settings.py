@@ -16,6 +16,7 @@ def test_defaults_need_no_configuration() -> None:
         settings.athena_token_url == "https://api.preview.platform.athenahealth.com/oauth2/v1/token"
     )
     assert settings.athena_scope == "athena/service/Athenanet.MDP.*"
+    assert (settings.sync_runs_retention_days, settings.sync_clock_skew_seconds) == (30, 60)
 
 
 def test_environment_picks_production_host_and_overrides_win() -> None:
@@ -35,6 +36,9 @@ def test_environment_picks_production_host_and_overrides_win() -> None:
         ({"ATHENA_BASE_URL": "ftp://x"}, "ATHENA_BASE_URL"),
         ({"SYNC_WINDOW_DAYS": "40"}, "SYNC_WINDOW_DAYS"),
         ({"SCHEDULE_RECONCILE_CRON": "* *"}, "SCHEDULE_RECONCILE_CRON"),
+        ({"SYNC_RUNS_RETENTION_DAYS": "0"}, "SYNC_RUNS_RETENTION_DAYS"),
+        ({"SYNC_RUNS_RETENTION_DAYS": "a month"}, "SYNC_RUNS_RETENTION_DAYS"),
+        ({"SYNC_CLOCK_SKEW_SECONDS": "-1"}, "SYNC_CLOCK_SKEW_SECONDS"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], variable: str) -> None:

@@ -59,8 +59,10 @@ class Settings:
     sync_days_ahead: int = 90
     sync_window_days: int = 31
     sync_lastmodified_overlap_seconds: int = 300
+    sync_clock_skew_seconds: int = 60
 
     dead_letter_retention_days: int = 30
+    sync_runs_retention_days: int = 30
     dead_letter_max_attempts: int = 10
 
     schedule_reference_minutes: int = 180
@@ -201,7 +203,9 @@ def _sync(env: Mapping[str, str]) -> dict[str, Any]:
         "sync_days_ahead": _int(env, "SYNC_DAYS_AHEAD", 90),
         "sync_window_days": window,
         "sync_lastmodified_overlap_seconds": _int(env, "SYNC_LASTMODIFIED_OVERLAP_SECONDS", 300),
+        "sync_clock_skew_seconds": _int(env, "SYNC_CLOCK_SKEW_SECONDS", 60),
         "dead_letter_retention_days": _int(env, "DEAD_LETTER_RETENTION_DAYS", 30, minimum=1),
+        "sync_runs_retention_days": _int(env, "SYNC_RUNS_RETENTION_DAYS", 30, minimum=1),
         "dead_letter_max_attempts": _int(env, "DEAD_LETTER_MAX_ATTEMPTS", 10, minimum=1),
     }
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from models import Appointment, Provider
-from worker.sync.upsert import UpsertCounts, mark_missing, upsert_page
+from worker.sync.upsert import Marked, UpsertCounts, mark_missing, upsert_page
 
 T0 = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 T1 = T0 + timedelta(hours=1)
@@ -231,7 +231,7 @@ def test_mark_missing_then_a_returning_row_is_revived(session):
         session, Provider, practice_id="195900", seen_ids={"1", "3"}, now=T1, run_id=2
     )
     session.commit()
-    assert marked == 1
+    assert marked == Marked(deleted=1, spared=0)
     gone = session.get(Provider, ("195900", "2"))
     assert gone is not None and (gone.deleted_at, gone.last_sync_run_id) == (T1, 2)
     other = session.get(Provider, ("other", "2"))
@@ -240,7 +240,7 @@ def test_mark_missing_then_a_returning_row_is_revived(session):
     # Already-deleted rows are not marked again.
     again = mark_missing(session, Provider, practice_id="195900", seen_ids=set(), now=T2, run_id=3)
     session.commit()
-    assert again == 2
+    assert again == Marked(deleted=2)
     session.refresh(gone)
     assert gone.deleted_at == T1
 
@@ -271,11 +271,33 @@ def test_mark_missing_stays_inside_its_scope(session):
         run_id=2,
     )
     session.commit()
-    assert marked == 2
+    assert marked == Marked(deleted=2)
     deleted = session.scalars(
         sa.select(Appointment.appointment_id).where(Appointment.deleted_at.is_not(None))
     )
     assert sorted(deleted) == ["2", "3"]
+
+
+def test_mark_missing_spares_rows_written_since_the_read_began(session):
+    # "1" and "2" were stored before the read began (T1); "3" was written at T2 by another
+    # sync while the read was under way, so the read may simply have passed it too early.
+    upsert_page(session, Provider, [provider("1"), provider("2")], run_id=1, now=T0)
+    upsert_page(session, Provider, [provider("3")], run_id=2, now=T2)
+    session.commit()
+    marked = mark_missing(
+        session, Provider, practice_id="195900", seen_ids={"1"}, now=T2, run_id=3,
+        spare_written_since=T1,
+    )  # fmt: skip
+    session.commit()
+    assert marked == Marked(deleted=1, spared=1)
+    live = session.scalars(sa.select(Provider.provider_id).where(Provider.deleted_at.is_(None)))
+    assert sorted(live) == ["1", "3"]
+    # At the boundary a row written at the very instant the read began is spared too.
+    again = mark_missing(
+        session, Provider, practice_id="195900", seen_ids={"1"}, now=T2, run_id=4,
+        spare_written_since=T2,
+    )  # fmt: skip
+    assert again == Marked(deleted=0, spared=1)
 
 
 def test_pages_wider_than_one_statement_are_split_and_counted(session):
@@ -290,7 +312,7 @@ def test_pages_wider_than_one_statement_are_split_and_counted(session):
         session, Appointment, practice_id="195900", seen_ids=[str(i) for i in range(700)],
         now=T2, run_id=3,
     )  # fmt: skip
-    assert marked == 1300
+    assert marked == Marked(deleted=1300)
 
 
 def test_empty_page_is_a_no_op(session):

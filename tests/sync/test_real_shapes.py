@@ -102,6 +102,8 @@ def fake(fresh_pg_url: str) -> Iterator[tuple[FakeAthena, Harness]]:
         "ATHENA_CLIENT_ID": "sandbox-client", "ATHENA_CLIENT_SECRET": "sandbox-secret",
         "ATHENA_RATE_LIMIT_RPS": "1000", "ATHENA_RATE_LIMIT_BURST": "1000",
         "ATHENA_MAX_ATTEMPTS": "1", "ATHENA_PAGE_LIMIT": "2",
+        # Syncs follow each other within a second here, in one process (no clock skew).
+        "SYNC_CLOCK_SKEW_SECONDS": "0",
     })  # fmt: skip
     harness = Harness(None, fresh_pg_url, settings)  # type: ignore[arg-type]  # no sandbox
     try:
@@ -169,10 +171,12 @@ def test_reconcile_does_not_mark_deletions_when_the_listing_moved_under_it(
     api.after_first_page = rows[1:]
     moved = _sync(h, "appointments", "reconcile")
     assert sum(r.counts.deleted for r in moved) == 0, "no marking after an unstable read"
+    assert any(r.counts.deletions_deferred for r in moved)
     assert len(h.rows("appointments", "deleted_at IS NULL")) == 6
     api.appointments["1"], api.after_first_page = rows[1:], None
     stable = _sync(h, "appointments", "reconcile")
     assert sum(r.counts.deleted for r in stable) == 1
+    assert not any(r.counts.deletions_deferred for r in stable)
     gone = h.rows("appointments", "deleted_at IS NOT NULL")
     assert [r["appointment_id"] for r in gone] == ["1001"]
 

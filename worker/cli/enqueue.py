@@ -72,7 +72,7 @@ def _echo(task_id: str, result: RunResult) -> None:
 
 def result_from_json(data: dict[str, Any]) -> RunResult:
     """A RunResult back from its JSON form (a Celery result)."""
-    counts = Counts(**{name: int(data.get(name) or 0) for name in COUNT_FIELDS})
+    counts = Counts.from_json(data)
     return RunResult(
         Unit.from_json(data["unit"]), data.get("run_id"), str(data["status"]), counts,
         error=data.get("error"), error_class=data.get("error_class"), note=data.get("note"),

@@ -63,13 +63,25 @@ def summary_table(results: Sequence[RunResult]) -> Table:
         table.add_column("note")
     for r in results:
         style = STATUS_STYLE.get(r.status, "")
+        counts = {c: str(getattr(r.counts, c)) for c in (*COUNT_COLUMNS, "api_calls")}
+        counts["deleted"] = deleted_cell(r.counts.deleted, r.counts.deletions_deferred)
         table.add_row(
             str(r.run_id or ""), r.unit.resource, r.unit.practice_id, r.unit.department_id or "",
-            _window(r.unit), r.unit.mode, f"[{style}]{r.status}[/]",
-            *(str(getattr(r.counts, c)) for c in (*COUNT_COLUMNS, "api_calls")),
+            _window(r.unit), r.unit.mode, f"[{style}]{r.status}[/]", *counts.values(),
             *([r.note or ""] if notes else []),
         )  # fmt: skip
+    deferred = sum(1 for r in results if r.counts.deletions_deferred)
+    if deferred:
+        table.caption = (
+            f"deletions deferred: {deferred} unit{'s' if deferred != 1 else ''} (rows they did "
+            "not see stay live until a later complete read)"
+        )
     return table
+
+
+def deleted_cell(deleted: int, deferred: bool) -> str:
+    """The deletions a run marked, and whether it left some to a later complete read."""
+    return f"{deleted} (deferred)" if deferred else str(deleted)
 
 
 def print_failures(results: Sequence[RunResult]) -> None:

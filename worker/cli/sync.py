@@ -11,7 +11,7 @@ from rich.table import Table
 
 from models import SyncRun
 from worker.cli.common import load, runtime_for, unit_runner
-from worker.cli.output import console, print_failures, progress_bar, summary_table
+from worker.cli.output import console, deleted_cell, print_failures, progress_bar, summary_table
 from worker.sync.deadletters import open_counts
 from worker.sync.orchestrate import SyncRequest, expand_resources, run_request
 from worker.sync.runs import RunResult
@@ -114,8 +114,8 @@ def _runs_table(rows: list[SyncRun]) -> Table:
         table.add_row(
             str(run.id), run.started_at.strftime("%Y-%m-%d %H:%M:%S"), run.resource,
             run.practice_id, run.department_id or "", run.mode, run.status, str(run.fetched),
-            str(run.inserted), str(run.updated), str(run.deleted), str(run.dead_lettered),
-            str(run.api_calls), (run.error_summary or "")[:60],
+            str(run.inserted), str(run.updated), deleted_cell(run.deleted, run.deletions_deferred),
+            str(run.dead_lettered), str(run.api_calls), (run.error_summary or "")[:60],
         )  # fmt: skip
     return table
 

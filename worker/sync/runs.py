@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,7 +21,7 @@ def utcnow() -> datetime:
 
 @dataclass
 class Counts:
-    """Running totals of one unit of work."""
+    """Running totals of one unit of work, and whether its deletion marking was deferred."""
 
     fetched: int = 0
     inserted: int = 0
@@ -29,10 +30,17 @@ class Counts:
     deleted: int = 0
     dead_lettered: int = 0
     api_calls: int = 0
+    deletions_deferred: bool = False
 
     def as_dict(self) -> dict[str, int]:
         """The counters, as columns of ``sync_runs``."""
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Counts:
+        """Inverse of :meth:`as_dict` (a Celery result); absent counters are zero."""
+        counts = {name: int(data.get(name) or 0) for name in COUNTERS}
+        return cls(**counts, deletions_deferred=bool(data.get("deletions_deferred")))
 
 
 @dataclass
@@ -61,6 +69,9 @@ class RunResult:
             "note": self.note,
             **self.counts.as_dict(),
         }
+
+
+COUNTERS = tuple(name for name in Counts.__dataclass_fields__ if name != "deletions_deferred")
 
 
 def start_run(

@@ -226,6 +226,14 @@ def _id_column(table: sa.Table) -> sa.Column[Any]:
     return others[0]
 
 
+@dataclass(frozen=True)
+class Marked:
+    """What one marking did: rows marked deleted, and unseen rows it left live (spared)."""
+
+    deleted: int = 0
+    spared: int = 0
+
+
 def mark_missing(
     session: Session,
     model: type[Base],
@@ -235,13 +243,17 @@ def mark_missing(
     scope_filter: sa.ColumnElement[bool] | Iterable[sa.ColumnElement[bool]] | None = None,
     now: datetime,
     run_id: int | None,
-) -> int:
-    """Set ``deleted_at`` on live rows in scope whose id was not seen; return how many.
+    spare_written_since: datetime | None = None,
+) -> Marked:
+    """Set ``deleted_at`` on live rows in scope whose id was not seen; return what it did.
 
     Only call it after a *complete* read of the scope (every page of the listing or window):
     after a partial read it would mark rows deleted that simply were not fetched.
     ``scope_filter`` narrows the rows considered (e.g. one department and date window): one
-    condition or several (ANDed); none means the whole practice.
+    condition or several (ANDed); none means the whole practice. Rows whose ``last_seen_at``
+    is at or after ``spare_written_since`` were written by some sync while the read was under
+    way (e.g. an incremental run inserting a new appointment): the read may have passed them
+    before they existed, so they are spared, never marked.
     """
     table = _table(model)
     id_column = _id_column(table)
@@ -252,16 +264,18 @@ def mark_missing(
         live_query = live_query.where(scope_filter)
     elif scope_filter is not None:
         live_query = live_query.where(*scope_filter)
-    live = set(session.scalars(live_query))
-    missing = sorted(live - set(seen_ids))
-    for chunk in _chunks(missing, MARK_CHUNK):
-        session.execute(
+    unseen = sorted(set(session.scalars(live_query)) - set(seen_ids))
+    still_missing = [table.c.practice_id == practice_id, table.c.deleted_at.is_(None)]
+    if spare_written_since is not None:
+        # Checked by the UPDATE itself: a row written after the SELECT above (its lock waited
+        # for, its new version re-read by Postgres) is spared too.
+        still_missing.append(table.c.last_seen_at < spare_written_since)
+    deleted = 0
+    for chunk in _chunks(unseen, MARK_CHUNK):
+        result = session.execute(
             sa.update(table)
-            .where(
-                table.c.practice_id == practice_id,
-                id_column.in_(chunk),
-                table.c.deleted_at.is_(None),
-            )
+            .where(id_column.in_(chunk), *still_missing)
             .values(deleted_at=now, last_sync_run_id=run_id)
         )
-    return len(missing)
+        deleted += int(getattr(result, "rowcount", 0) or 0)
+    return Marked(deleted=deleted, spared=len(unseen) - deleted)
