@@ -1,9 +1,10 @@
-"""Departments: ``GET /departments?showalldepartments=true`` into ``departments``.
+"""Departments: ``GET /departments?showalldepartments=true&providerlist=true`` into ``departments``.
 
 The full listing (``showalldepartments=true``) includes portal-hidden departments but does not say
 which they are. The sync may read the default listing too (which omits them) and pass
 ``hidden=True/False`` per department; without that comparison ``hidden`` is stored as NULL
-(unknown) rather than guessed.
+(unknown) rather than guessed. ``providerlist=true`` adds each department's ``providerlist``
+(providers with appointments booked there), stored as ``provider_ids``.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ RESOURCE = Resource(
     model=Department,
     to_row=to_row,
     key_column="department_id",
-    params={"showalldepartments": "true"},
+    params={"showalldepartments": "true", "providerlist": "true"},
 )
 
 

@@ -216,3 +216,15 @@ def test_the_lastmodified_guard_refuses_older_data_except_inside_the_repeated_ho
     assert rows["1"]["local_time"].strftime("%H:%M") == "08:00", "older data never wins"
     assert rows["2"]["local_time"].strftime("%H:%M") == "15:00", "may be newer: written"
     assert rows["3"]["local_time"].strftime("%H:%M") == "08:00", "older in every reading"
+
+
+def test_departments_are_read_with_their_provider_lists(fake: tuple[FakeAthena, Harness]) -> None:
+    api, h = fake
+    _sync(h, "departments")
+    asked = [s.query for s in api.server.seen if s.path.endswith("/departments")]
+    flags = {(q.get("showalldepartments"), q.get("providerlist")) for q in asked}
+    # The full listing carries providerlist; the one that only tells hidden departments apart
+    # (ids, nothing else) goes without it.
+    assert flags == {("true", "true"), (None, None)}
+    stored = {r["department_id"]: r["provider_ids"] for r in h.rows("departments")}
+    assert stored == {"1": ["68", "69", "75"], "2": None}
