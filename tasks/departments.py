@@ -15,6 +15,7 @@ from typing import Any
 from models import Department
 from tasks.resource import Resource, ensure_object, optional_id, pick, tolerant
 from worker.declared import task
+from worker.jsonsafe import json_safe
 from worker.parse import parse_bool, parse_float, parse_id, parse_int, parse_str, parse_str_list
 
 TEXT = {
@@ -64,7 +65,7 @@ def to_row(
         "timezone_offset": tolerant(parse_int)(rec.get("timezoneoffset"), "timezoneoffset"),
         "hidden": hidden,
         "provider_ids": tolerant(parse_str_list)(rec.get("providerlist"), "providerlist"),
-        "raw": record,
+        "raw": json_safe(record),  # a NaN kept as the text "NaN": JSON has none
     }
 
 
