@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy.orm import Session
 
 from tests.sync.conftest import PRACTICE, Harness, _harness
+from worker.athena.responses import NonFinite
 from worker.sandbox import FaultConfig, SandboxServer
 from worker.sandbox.appointments import MALFORMED_KINDS
+from worker.sync.deadletters import BadRecordLetter, add_record_letters
 
 # One of each kind of broken record, the NaN, Infinity and negative-duration ones included.
 FAULTS = FaultConfig(malformed_appointments=len(MALFORMED_KINDS), seed=3)
@@ -97,3 +101,30 @@ def test_a_negative_duration_is_a_letter_and_the_rest_lands(faulty: Harness) -> 
     assert negative["record_id"] not in _landed(h)
     partial = [r for r in results if r.status == "partial"]
     assert sum(r.counts.dead_lettered for r in partial) == len(MALFORMED_KINDS)
+
+
+def test_a_letter_is_storable_whatever_its_record_holds(pg: Harness) -> None:
+    # The last line of defence, for a record refused by the database after mapping (the page's
+    # refused-row fallback): its letter must never be refused in turn.
+    record = {
+        "appointmentid": "1\x00",
+        "duration": NonFinite("nan"),
+        "copay": float("inf"),
+        "notes": [{"text": "x\ud800y", "n": NonFinite("-inf")}],
+        "k\udc00": "v",
+    }
+    with Session(pg.engine) as session, session.begin():
+        add_record_letters(
+            session, [BadRecordLetter(record, "1\x00", "the database refused the record")],
+            resource="appointments", practice_id=PRACTICE, department_id="1", path=None,
+            run_id=None, now=datetime.now(UTC),
+        )  # fmt: skip
+    [letter] = pg.rows("dead_letters")
+    assert letter["record"] == {
+        "appointmentid": "1\ufffd",
+        "duration": "NaN",
+        "copay": "Infinity",
+        "notes": [{"text": "x\ufffdy", "n": "-Infinity"}],
+        "k\ufffd": "v",
+    }
+    assert letter["record_id"] == "1\ufffd"
