@@ -29,7 +29,7 @@ def to_row(record: Mapping[str, Any], *, practice_id: str, **_context: Any) -> d
         **pick(rec, parse_str, TEXT, lenient=True),
         "duration_minutes": tolerant(parse_duration)(rec.get("duration"), "duration"),
         **pick(rec, parse_bool, FLAGS, lenient=True),
-        "raw": json_safe(record),  # a NaN kept as the text "NaN": JSON has none
+        "raw": json_safe(record),  # NaN as "NaN", a lone surrogate as U+FFFD: storable
     }
 
 

@@ -65,7 +65,7 @@ def to_row(
         "timezone_offset": tolerant(parse_int)(rec.get("timezoneoffset"), "timezoneoffset"),
         "hidden": hidden,
         "provider_ids": tolerant(parse_str_list)(rec.get("providerlist"), "providerlist"),
-        "raw": json_safe(record),  # a NaN kept as the text "NaN": JSON has none
+        "raw": json_safe(record),  # NaN as "NaN", a lone surrogate as U+FFFD: storable
     }
 
 

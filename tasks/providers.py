@@ -50,7 +50,7 @@ def to_row(record: Mapping[str, Any], *, practice_id: str, **_context: Any) -> d
         **pick(rec, optional_id, IDS, lenient=True),
         **pick(rec, parse_bool, FLAGS, lenient=True),
         **pick(rec, parse_str_list, LISTS, lenient=True),
-        "raw": json_safe(record),  # a NaN kept as the text "NaN": JSON has none
+        "raw": json_safe(record),  # NaN as "NaN", a lone surrogate as U+FFFD: storable
     }
 
 
