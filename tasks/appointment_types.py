@@ -8,7 +8,8 @@ from typing import Any
 from models import AppointmentType
 from tasks.resource import Resource, ensure_object, pick, tolerant
 from worker.declared import task
-from worker.parse import parse_bool, parse_id, parse_int, parse_str
+from worker.jsonsafe import json_safe
+from worker.parse import parse_bool, parse_duration, parse_id, parse_str
 
 TEXT = {"name": "name", "short_name": "shortname", "patient_display_name": "patientdisplayname"}
 FLAGS = {
@@ -26,9 +27,9 @@ def to_row(record: Mapping[str, Any], *, practice_id: str, **_context: Any) -> d
         "practice_id": practice_id,
         "appointment_type_id": parse_id(rec.get("appointmenttypeid"), "appointmenttypeid"),
         **pick(rec, parse_str, TEXT, lenient=True),
-        "duration_minutes": tolerant(parse_int)(rec.get("duration"), "duration"),
+        "duration_minutes": tolerant(parse_duration)(rec.get("duration"), "duration"),
         **pick(rec, parse_bool, FLAGS, lenient=True),
-        "raw": record,
+        "raw": json_safe(record),  # NaN as "NaN", a lone surrogate as U+FFFD: storable
     }
 
 

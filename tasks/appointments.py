@@ -5,6 +5,11 @@
 department has no known zone is a bad record: guessing a zone would store a wrong instant.
 Audit times (``lastmodified``, ``scheduleddatetime``, ``cancelleddatetime``, check-in/out) are
 read as US/Eastern (see ``worker.parse``).
+
+The mapper is strict: a record is refused (a dead letter) for a value that cannot be true, not
+only for a wrong type: a NaN/Infinity or a lone surrogate anywhere in it, a duration that is
+negative or longer than a day, a date or audit time outside the years 1900-2100 (README, "Bad
+records").
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from models import Appointment
-from tasks.resource import Resource, ensure_object
+from tasks.resource import Resource, ensure_object, ensure_storable
 from worker.declared import task
 from worker.parse import (
     BadRecord,
@@ -21,9 +26,9 @@ from worker.parse import (
     parse_athena_datetime,
     parse_bool,
     parse_date,
+    parse_duration,
     parse_hhmm,
     parse_id,
-    parse_int,
     parse_str,
 )
 
@@ -78,7 +83,7 @@ def to_row(
     Fields are read in a fixed order (the first bad one is the one reported) straight into the
     row: this runs for every appointment of every sync, so it builds no intermediate dicts.
     """
-    get = ensure_object(record).get
+    get = ensure_storable(ensure_object(record)).get
     appointment_id = parse_id(get("appointmentid"), "appointmentid")
     department_id = parse_id(get("departmentid"), "departmentid")
     row: dict[str, Any] = {
@@ -97,7 +102,7 @@ def to_row(
     row["local_date"] = local_date
     row["local_time"] = local_time
     row["timezone_name"] = zone
-    row["duration_minutes"] = parse_int(get("duration"), "duration")
+    row["duration_minutes"] = parse_duration(get("duration"), "duration")
     for column, key in EASTERN_TIMES.items():
         row[column] = parse_athena_datetime(get(key), key)
     row["cancel_reason_no_show"] = parse_bool(get("cancelreasonnoshow"), "cancelreasonnoshow")

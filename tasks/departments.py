@@ -1,9 +1,10 @@
-"""Departments: ``GET /departments?showalldepartments=true`` into ``departments``.
+"""Departments: ``GET /departments?showalldepartments=true&providerlist=true`` into ``departments``.
 
 The full listing (``showalldepartments=true``) includes portal-hidden departments but does not say
 which they are. The sync may read the default listing too (which omits them) and pass
 ``hidden=True/False`` per department; without that comparison ``hidden`` is stored as NULL
-(unknown) rather than guessed.
+(unknown) rather than guessed. ``providerlist=true`` adds each department's ``providerlist``
+(providers with appointments booked there), stored as ``provider_ids``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from models import Department
 from tasks.resource import Resource, ensure_object, optional_id, pick, tolerant
 from worker.declared import task
+from worker.jsonsafe import json_safe
 from worker.parse import parse_bool, parse_float, parse_id, parse_int, parse_str, parse_str_list
 
 TEXT = {
@@ -63,7 +65,7 @@ def to_row(
         "timezone_offset": tolerant(parse_int)(rec.get("timezoneoffset"), "timezoneoffset"),
         "hidden": hidden,
         "provider_ids": tolerant(parse_str_list)(rec.get("providerlist"), "providerlist"),
-        "raw": record,
+        "raw": json_safe(record),  # NaN as "NaN", a lone surrogate as U+FFFD: storable
     }
 
 
@@ -75,7 +77,7 @@ RESOURCE = Resource(
     model=Department,
     to_row=to_row,
     key_column="department_id",
-    params={"showalldepartments": "true"},
+    params={"showalldepartments": "true", "providerlist": "true"},
 )
 
 

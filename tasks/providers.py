@@ -8,6 +8,7 @@ from typing import Any
 from models import Provider
 from tasks.resource import Resource, ensure_object, optional_id, pick
 from worker.declared import task
+from worker.jsonsafe import json_safe
 from worker.parse import parse_bool, parse_id, parse_str, parse_str_list
 
 TEXT = {
@@ -49,7 +50,7 @@ def to_row(record: Mapping[str, Any], *, practice_id: str, **_context: Any) -> d
         **pick(rec, optional_id, IDS, lenient=True),
         **pick(rec, parse_bool, FLAGS, lenient=True),
         **pick(rec, parse_str_list, LISTS, lenient=True),
-        "raw": record,
+        "raw": json_safe(record),  # NaN as "NaN", a lone surrogate as U+FFFD: storable
     }
 
 

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from models import Base
+from worker.jsonsafe import find_unstorable
 from worker.parse import BadRecord, parse_id
 
 RowMapper = Callable[..., dict[str, Any]]
@@ -61,6 +62,15 @@ def ensure_object(record: Any) -> Mapping[str, Any]:
     """The record itself if it is a JSON object, else BadRecord."""
     if not isinstance(record, Mapping):
         raise BadRecord("record is not a JSON object", None)
+    return record
+
+
+def ensure_storable(record: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The record itself if a database can hold all of it, else BadRecord naming the field: a
+    NaN/Infinity or a lone surrogate anywhere (see ``worker.jsonsafe``)."""
+    found = find_unstorable(record)
+    if found is not None:
+        raise BadRecord(found[1], found[0])
     return record
 
 

@@ -21,10 +21,15 @@ from functools import lru_cache
 from typing import Any, Literal, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from worker.jsonsafe import LONE_SURROGATE, is_non_finite, non_finite_name
 from worker.wallclock import repeated, repeated_hour, wall_to_utc
 
 EASTERN = "US/Eastern"
 SENTINEL_DATE = "01/01/0001"
+# No schedule or audit trail holds a year outside these: such a date is a typo'd year or a
+# "never" sentinel like 12/31/9999 (which, as a lastmodified, would block every later change
+# through the upsert guard, and near year 9999 does not even convert to UTC).
+EARLIEST_YEAR, LATEST_YEAR = 1900, 2100
 
 _DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
 _HHMM = re.compile(r"(\d{1,2}):(\d{2})")
@@ -60,6 +65,19 @@ def _required(field: str, required: bool) -> None:
         raise BadRecord(f"{field} is missing", field)
 
 
+def _storable_text(text: str, field: str) -> str:
+    # A lone surrogate (only the fallback decoder lets one through) cannot be sent as UTF-8.
+    if LONE_SURROGATE.search(text) is None:
+        return text
+    raise BadRecord(f"{field} holds a lone surrogate, text UTF-8 cannot encode", field)
+
+
+def _refuse_non_finite(value: Any, field: str, what: str) -> None:
+    # NaN is a float, so it would otherwise read as a fraction, or as the text "nan".
+    if is_non_finite(value):
+        raise BadRecord(f"{field} is {non_finite_name(value)}, not {what}", field)
+
+
 @overload
 def parse_id(value: Any, field: str, *, required: Literal[True] = ...) -> str: ...
 @overload
@@ -67,7 +85,7 @@ def parse_id(value: Any, field: str, *, required: bool) -> str | None: ...
 def parse_id(value: Any, field: str, *, required: bool = True) -> str | None:
     """An id as text: accepts ints and strings (stripped); rejects bools, fractions, objects."""
     if type(value) is str and (text := value.strip()):  # the common cases, first
-        return text
+        return text if text.isascii() else _storable_text(text, field)
     if type(value) is int:
         return str(value)
     if value is None or _missing(value):
@@ -78,25 +96,27 @@ def parse_id(value: Any, field: str, *, required: bool = True) -> str | None:
         raise BadRecord(f"{field} is a boolean, not an id", field)
     if isinstance(value, int):
         return str(value)
+    _refuse_non_finite(value, field, "an id")
     if isinstance(value, float):
         if value.is_integer():
             return str(int(value))
         raise BadRecord(f"{field} is a fractional number, not an id", field)
     if isinstance(value, str):
-        return value.strip()
+        return _storable_text(value.strip(), field)
     raise BadRecord(f"{field} must be an id, got {_type_name(value)}", field)
 
 
 def parse_str(value: Any, field: str, *, required: bool = False) -> str | None:
     """Free text (names, codes); numbers become text; blank becomes None."""
     if type(value) is str and (text := value.strip()):
-        return text
+        return text if text.isascii() else _storable_text(text, field)
     if value is None or _missing(value):
         if required:
             _required(field, required)
         return None
     if isinstance(value, str):
-        return value.strip()
+        return _storable_text(value.strip(), field)
+    _refuse_non_finite(value, field, "text")
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     raise BadRecord(f"{field} must be text, got {_type_name(value)}", field)
@@ -142,6 +162,7 @@ def parse_int(value: Any, field: str, *, required: bool = False) -> int | None:
         return None
     if isinstance(value, bool):
         raise BadRecord(f"{field} is a boolean, not a whole number", field)
+    _refuse_non_finite(value, field, "a whole number")
     number: int | None = None
     if isinstance(value, int):
         number = value
@@ -154,6 +175,20 @@ def parse_int(value: Any, field: str, *, required: bool = False) -> int | None:
     if not INT32_MIN <= number <= INT32_MAX:
         raise BadRecord(f"{field} is out of range for a whole-number column", field)
     return number
+
+
+# Values that cannot be true (README, "Bad records"). athenaOne books by the day, so no slot is
+# longer than one (0 is kept: a zero-length slot is odd but not impossible).
+MAX_DURATION_MINUTES = 24 * 60
+
+
+def parse_duration(value: Any, field: str) -> int | None:
+    """Minutes, from 0 to a whole day; a negative or longer duration is refused."""
+    minutes = parse_int(value, field)
+    if minutes is not None and not 0 <= minutes <= MAX_DURATION_MINUTES:
+        problem = "negative" if minutes < 0 else "longer than a day"
+        raise BadRecord(f"{field} is {problem}", field)
+    return minutes
 
 
 def parse_float(value: Any, field: str, *, required: bool = False) -> float | None:
@@ -180,7 +215,8 @@ def parse_date(value: Any, field: str, *, required: Literal[True]) -> date: ...
 @overload
 def parse_date(value: Any, field: str, *, required: bool = ...) -> date | None: ...
 def parse_date(value: Any, field: str, *, required: bool = False) -> date | None:
-    """``MM/DD/YYYY`` to a date; the sentinel ``01/01/0001`` means none."""
+    """``MM/DD/YYYY`` to a date; the sentinel ``01/01/0001`` means none; a year outside
+    1900-2100 is refused."""
     if value is None or _missing(value):
         if required:
             _required(field, required)
@@ -207,9 +243,12 @@ def _calendar_day(value: str) -> date | str | None:
         return "is not a MM/DD/YYYY date"
     month, day, year = (int(part) for part in match.groups())
     try:
-        return date(year, month, day)
+        found = date(year, month, day)
     except ValueError:
         return "is an impossible date"
+    if not EARLIEST_YEAR <= year <= LATEST_YEAR:
+        return f"is outside the years {EARLIEST_YEAR}-{LATEST_YEAR}"
+    return found
 
 
 @overload

@@ -146,7 +146,10 @@ def test_resource_declarations():
     declared = all_resources()
     assert list(declared) == ["departments", "providers", "appointment-types", "appointments"]
     assert dict(declared["providers"].params) == {"showallproviderids": "true"}
-    assert dict(declared["departments"].params) == {"showalldepartments": "true"}
+    assert dict(declared["departments"].params) == {
+        "showalldepartments": "true",
+        "providerlist": "true",
+    }
     assert dict(declared["appointment-types"].params) == {"hidenonpatient": "false"}
     assert declared["appointments"].params["showcancelled"] == "true"
     assert declared["appointments"].guard_column == "last_modified_at"

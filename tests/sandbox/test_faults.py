@@ -81,7 +81,8 @@ def test_malformed_appointments_are_served_and_listed_in_truth(api: Api) -> None
     params = {**ALL_DAYS, "showcancelled": "true", "limit": "5000"}
     clean = api.ok(BOOKED, params)["totalcount"]
     api.server.set_faults(malformed_appointments=10, seed=3)
-    rows = api.ok(BOOKED, params)["appointments"]
+    answer = api.get(BOOKED, params)
+    rows = answer.json()["appointments"]  # the standard decoder reads a bare NaN/Infinity
     assert len(rows) == clean + 10
     broken = api.server.truth()["malformed"]
     assert len(broken) == 10
@@ -91,12 +92,19 @@ def test_malformed_appointments_are_served_and_listed_in_truth(api: Api) -> None
         "impossible starttime",
         "duration not a number",
         "departmentid is an object",
+        "duration is NaN",
+        "copay is Infinity",
+        "negative duration",
     }
     assert sum(1 for r in rows if "appointmentid" not in r) == 2
     assert any(r["date"].startswith("02/30/") for r in rows)
     assert any(r["starttime"] == "25:61" for r in rows)
     assert any(r["duration"] == "abc" for r in rows)
     assert any(isinstance(r["departmentid"], dict) for r in rows)
+    assert any(r["duration"] == -15 for r in rows)
+    # Bare tokens on the wire, as a server that writes them would (not valid JSON).
+    assert b'"duration":NaN,' in answer.content
+    assert b'"copay":Infinity,' in answer.content
     api.server.set_faults(FaultConfig())
     assert api.ok(BOOKED, params)["totalcount"] == clean
 

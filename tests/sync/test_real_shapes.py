@@ -4,6 +4,7 @@ the shapes and misbehaviours our sandbox does not produce."""
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -220,3 +221,53 @@ def test_the_lastmodified_guard_refuses_older_data_except_inside_the_repeated_ho
     assert rows["1"]["local_time"].strftime("%H:%M") == "08:00", "older data never wins"
     assert rows["2"]["local_time"].strftime("%H:%M") == "15:00", "may be newer: written"
     assert rows["3"]["local_time"].strftime("%H:%M") == "08:00", "older in every reading"
+
+
+def test_values_a_database_cannot_hold_cost_one_record_or_one_field(
+    fake: tuple[FakeAthena, Harness],
+) -> None:
+    # Served as bare NaN/Infinity and a lone surrogate escape: orjson refuses the bodies, the
+    # standard decoder reads them, Postgres could hold none of them.
+    api, h = fake
+    api.listings["departments"] = [{**DEPARTMENT, "latitude": math.nan}, NO_ZONE_NAME]
+    api.listings["providers"] = [
+        {**PROVIDER, "displayname": "Shayna \ud800"},
+        {**SPARSE_PROVIDER, "providerid": math.inf},  # no usable id: a letter
+    ]
+    api.appointments["1"] = [
+        appointment("1115851", copay=math.inf),
+        appointment("1115852", appointmenttype="Any \udc0015"),
+        appointment("1115853", duration=-15),
+        appointment("1115854"),
+    ]
+    results = _sync(h)
+    assert {r.status for r in results} == {"succeeded", "partial"}, [r.error for r in results]
+    department = {r["department_id"]: r for r in h.rows("departments")}["1"]
+    assert department["latitude"] is None and department["raw"]["latitude"] == "NaN"
+    provider = h.rows("providers")
+    assert [(p["provider_id"], p["display_name"]) for p in provider] == [("118", None)]
+    assert provider[0]["raw"]["displayname"] == "Shayna \ufffd"
+    assert [r["appointment_id"] for r in h.rows("appointments")] == ["1115854"]
+    letters = {(d["resource"], d["record_id"]): d for d in h.rows("dead_letters")}
+    assert {key: d["error_message"] for key, d in letters.items()} == {
+        ("providers", None): "providerid is Infinity, not an id",
+        ("appointments", "1115851"): "copay is Infinity, a number JSON cannot hold",
+        ("appointments", "1115852"):
+            "appointmenttype holds a lone surrogate, text UTF-8 cannot encode",
+        ("appointments", "1115853"): "duration is negative",
+    }  # fmt: skip
+    assert letters[("providers", None)]["record"]["providerid"] == "Infinity"
+    assert letters[("appointments", "1115851")]["record"]["copay"] == "Infinity"
+    assert letters[("appointments", "1115852")]["record"]["appointmenttype"] == "Any \ufffd15"
+
+
+def test_departments_are_read_with_their_provider_lists(fake: tuple[FakeAthena, Harness]) -> None:
+    api, h = fake
+    _sync(h, "departments")
+    asked = [s.query for s in api.server.seen if s.path.endswith("/departments")]
+    flags = {(q.get("showalldepartments"), q.get("providerlist")) for q in asked}
+    # The full listing carries providerlist; the one that only tells hidden departments apart
+    # (ids, nothing else) goes without it.
+    assert flags == {("true", "true"), (None, None)}
+    stored = {r["department_id"]: r["provider_ids"] for r in h.rows("departments")}
+    assert stored == {"1": ["68", "69", "75"], "2": None}

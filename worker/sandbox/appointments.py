@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,9 @@ MALFORMED_KINDS = (
     "impossible starttime",
     "duration not a number",
     "departmentid is an object",
+    "duration is NaN",
+    "copay is Infinity",
+    "negative duration",
 )
 
 
@@ -227,8 +231,14 @@ def _break(row: Record, kind: str) -> None:
         row["starttime"] = "25:61"
     elif kind == "duration not a number":
         row["duration"] = "abc"
-    else:
+    elif kind == "departmentid is an object":
         row["departmentid"] = {"id": row["departmentid"]}
+    elif kind == "duration is NaN":
+        row["duration"] = math.nan  # rendered as a bare NaN: not JSON, but some servers send it
+    elif kind == "copay is Infinity":
+        row["copay"] = math.inf  # in a field no column holds: only raw would carry it
+    else:
+        row["duration"] = -15
 
 
 def malformed(rng: random.Random, valid: list[Appointment], count: int) -> list[Appointment]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from models import DeadLetter
 from worker.athena.errors import AthenaError
+from worker.jsonsafe import is_non_finite, non_finite_name
 from worker.sync.dialect import insert_for
 from worker.sync.units import Unit
 
@@ -234,10 +236,17 @@ def add_record_letters(
     return count
 
 
+# NUL, and surrogate code points (in a str always lone ones: a pair decodes to one code point).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 def _storable(value: Any) -> Any:
-    """The value with NUL characters (which Postgres text and JSONB refuse) made visible."""
+    """The value as Postgres text and JSONB take it: NUL characters and lone surrogates made
+    U+FFFD, NaN/Infinity spelled as text ("NaN"), so a letter is never refused like its record."""
     if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
+        return _UNSTORABLE.sub("\ufffd", value)
+    if is_non_finite(value):
+        return non_finite_name(value)
     if isinstance(value, dict):
         return {_storable(k): _storable(v) for k, v in value.items()}
     if isinstance(value, list):

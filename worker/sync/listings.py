@@ -10,9 +10,11 @@ from worker.sync.pages import MappedPage
 
 
 def _visible_departments(job: Job) -> set[str]:
-    """The default listing omits portal-hidden departments: what it shows is not hidden."""
+    """The default listing omits portal-hidden departments: what it shows is not hidden. Only
+    ids are read from it, so it goes without ``providerlist`` (a larger answer for nothing)."""
     resource = resource_for("departments")
-    params = {k: v for k, v in resource.params.items() if k != "showalldepartments"}
+    left_out = ("showalldepartments", "providerlist")
+    params = {k: v for k, v in resource.params.items() if k not in left_out}
     visible: set[str] = set()
     for page in pages(job, params):
         visible |= {i for r in page.records if (i := resource.record_id(r))}
