@@ -23,8 +23,9 @@ import structlog
 from celery import Task, signals
 from redis import Redis
 
-from worker.app import TASKS, require_redis_url, task
+from worker.app import TASKS, require_redis_url, task, visibility_timeout
 from worker.app import retry_cap_seconds as cap_of
+from worker.deliveries import Deliveries
 from worker.leases import Leases
 from worker.logging import safe_summary
 from worker.runtime import Runtime, open_runtime
@@ -44,10 +45,11 @@ REPLAY_LEASE = "dead-letter-replay"
 
 @dataclass
 class ProcessState:
-    """What one worker process keeps between tasks: the runtime and the lease manager."""
+    """What one worker process keeps between tasks: the runtime, leases, delivery counts."""
 
     runtime: Runtime
     leases: Leases
+    deliveries: Deliveries
 
 
 _state: ProcessState | None = None
@@ -62,7 +64,11 @@ def process_state() -> ProcessState:
             settings = load_settings()
             redis = Redis.from_url(require_redis_url(settings))
             leases = Leases(redis, prefix=settings.redis_key_prefix, ttl=settings.lease_seconds)
-            _state = ProcessState(open_runtime(settings, redis=redis), leases)
+            # A count must outlive the gap between two deliveries (at most a visibility timeout).
+            deliveries = Deliveries(
+                redis, prefix=settings.redis_key_prefix, ttl=2 * visibility_timeout(settings)
+            )
+            _state = ProcessState(open_runtime(settings, redis=redis), leases, deliveries)
         return _state
 
 
@@ -133,7 +139,17 @@ def _joined(resources: Any) -> str | None:
 
 
 class SyncTask(Task):  # type: ignore[misc]
-    """Base of the sync tasks: a task that fails for good is dead-lettered with its arguments."""
+    """Base of the sync tasks: a task that fails for good is dead-lettered with its arguments,
+    and one whose process died on ``TASK_MAX_RETRIES`` redeliveries is not run again."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        request = self.request
+        if request.id is None or request.is_eager:  # called in-process: not a delivery
+            return super().__call__(*args, **kwargs)
+        state = process_state()
+        limit = state.runtime.settings.task_max_retries
+        with state.deliveries.counted(request.id, max_deaths=limit):
+            return super().__call__(*args, **kwargs)
 
     def on_failure(
         self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
