@@ -27,16 +27,16 @@ from worker.app import TASKS, require_redis_url, task, visibility_timeout
 from worker.app import retry_cap_seconds as cap_of
 from worker.deliveries import Deliveries
 from worker.leases import Leases
-from worker.logging import safe_summary
 from worker.runtime import Runtime, open_runtime
 from worker.settings import load_settings
 from worker.sync import runner
-from worker.sync.deadletters import RETRIABLE_CLASSES, RequestFailure, add_request_letter
+from worker.sync.deadletters import RETRIABLE_CLASSES, add_request_letter
 from worker.sync.leased import leased_runner, run_leased
 from worker.sync.orchestrate import SyncRequest, live_department_ids, practice_units
 from worker.sync.replay import replay_letters
 from worker.sync.retention import purge_resolved_letters
 from worker.sync.runs import RunResult, fail_orphaned_runs, utcnow
+from worker.sync.task_letters import task_failure
 from worker.sync.units import LISTING_RESOURCES, Unit
 
 log = structlog.get_logger()
@@ -111,31 +111,9 @@ def record_task_failure(
     name: str, args: Sequence[Any], kwargs: Mapping[str, Any], exc: BaseException
 ) -> None:
     """Keep a task that failed for good as a ``task_failed`` letter with its arguments."""
-    unit = kwargs.get("unit", args[0] if args else None)
-    unit = unit if isinstance(unit, dict) else {}
-    task_args = {"unit": unit} if unit else {"args": list(args), "kwargs": dict(kwargs)}
-    failure = RequestFailure(
-        resource=str(unit.get("resource") or _joined(kwargs.get("resources")) or name),
-        practice_id=str(unit.get("practice_id") or kwargs.get("practice_id") or ""),
-        department_id=unit.get("department_id"),
-        path=None, params={}, error=None, error_class="task_failed",
-        message=f"{name}: {safe_summary(exc)}", task_name=name, task_args=task_args,
-        identity=_identity(unit, task_args),
-    )  # fmt: skip
+    failure = task_failure(name, args, kwargs, exc)
     with process_state().runtime.sessions.begin() as session:
         add_request_letter(session, failure, run_id=None, now=utcnow())
-
-
-def _identity(unit: dict[str, Any], task_args: dict[str, Any]) -> dict[str, Any]:
-    """The unit's identity (an incremental unit's moving window left out) when it parses."""
-    try:
-        return {"unit": Unit.from_json(unit).identity()} if unit else task_args
-    except (KeyError, TypeError, ValueError):
-        return task_args
-
-
-def _joined(resources: Any) -> str | None:
-    return ",".join(map(str, resources)) if isinstance(resources, list | tuple) else None
 
 
 class SyncTask(Task):  # type: ignore[misc]
@@ -302,7 +280,8 @@ def replay_dead_letters(self: Any) -> dict[str, Any]:
             return {"skipped": True}
         outcomes = replay_letters(
             ctx, all_open=True, classes=RETRIABLE_CLASSES,
-            max_attempts=settings.dead_letter_max_attempts, run=leased_runner(state.leases),
+            max_attempts=settings.dead_letter_max_attempts, replayable_only=True,
+            run=leased_runner(state.leases),
         )  # fmt: skip
         with ctx.sessions.begin() as session:
             purged = purge_resolved_letters(

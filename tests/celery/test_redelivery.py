@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.celery.conftest import PRACTICE, Proc, Stack, wait_for
+from tests.celery.conftest import PRACTICE, Proc, Stack
 from worker.app import QUEUE
 
 pytestmark = pytest.mark.slow
@@ -62,7 +62,10 @@ def test_a_unit_whose_process_dies_every_time_ends_as_one_task_failed_letter(mak
     letter = stack.rows("SELECT task_name, task_args, state, attempts, error_message "
                         "FROM dead_letters")[0]  # fmt: skip
     assert (letter.task_name, letter.task_args, letter.state, letter.attempts) == (
-        "tasks.sync_tasks.run_unit", {"unit": UNIT}, "open", 1
+        "tasks.sync_tasks.run_unit",
+        {"unit": UNIT},
+        "open",
+        1,
     )
     assert f"the process running task {task_id} died 2 times" in letter.error_message
     # Nothing of the task is left in the broker: no further delivery can come.

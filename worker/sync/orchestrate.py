@@ -7,9 +7,10 @@ recorded as skipped.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 import structlog
@@ -39,6 +40,32 @@ class SyncRequest:
             raise ValueError(f"unknown resource(s): {', '.join(unknown)}")
         if self.mode not in ("incremental", "reconcile"):
             raise ValueError(f"mode must be incremental or reconcile, got {self.mode!r}")
+
+    def practice_json(self, practice_id: str) -> dict[str, Any]:
+        """One practice's share of the request, JSON-safe (a ``sync_practice`` letter keeps it)."""
+        return {
+            "resources": list(self.resources), "practice_id": practice_id, "mode": self.mode,
+            "start": _iso(self.start), "end": _iso(self.end),
+        }  # fmt: skip
+
+    @classmethod
+    def from_practice_json(cls, data: Mapping[str, Any]) -> SyncRequest:
+        """Inverse of :meth:`practice_json`; ValueError/KeyError/TypeError when it is not one."""
+        resources = data["resources"]
+        if not isinstance(resources, list | tuple) or not resources:
+            raise ValueError(f"resources must be a non-empty list, got {resources!r}")
+        return cls(
+            tuple(map(str, resources)), (str(data["practice_id"]),),
+            str(data.get("mode") or "incremental"), _day(data.get("start")), _day(data.get("end")),
+        )  # fmt: skip
+
+
+def _iso(day: date | None) -> str | None:
+    return None if day is None else day.isoformat()
+
+
+def _day(value: Any) -> date | None:
+    return None if value is None else date.fromisoformat(str(value))
 
 
 def expand_resources(names: Iterable[str]) -> tuple[str, ...]:
