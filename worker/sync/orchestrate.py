@@ -18,7 +18,7 @@ import structlog
 from models import Department
 from worker.sync.job import SyncContext
 from worker.sync.runner import is_practice_fatal, run_unit, skip_unit
-from worker.sync.runs import RunResult
+from worker.sync.runs import Counts, RunResult, finish_run, start_run
 from worker.sync.units import LISTING_RESOURCES, RESOURCES, Unit, appointment_units
 
 log = structlog.get_logger()
@@ -151,4 +151,31 @@ def run_practice(
         if is_practice_fatal(result):
             refused = result
             log.warning("sync.practice_failed", practice_id=practice_id, unit=unit.key)
+    results.extend(unplanned_appointments(ctx, request, practice_id, results))
     return results
+
+
+def unplanned_appointments(
+    ctx: SyncContext, request: SyncRequest, practice_id: str, results: list[RunResult]
+) -> list[RunResult]:
+    """A failed result when appointments were asked for but none was planned because the
+    practice's departments are unknown (their unit was skipped or failed on an empty
+    database): zero appointment units is a success only after departments were read."""
+    if "appointments" not in request.resources:
+        return []
+    if any(r.unit.resource == "appointments" for r in results):
+        return []
+    departments = next((r for r in results if r.unit.resource == "departments"), None)
+    if departments is None or departments.status in ("succeeded", "partial"):
+        return []  # read cleanly: the practice has no departments upstream
+    error = (
+        f"no appointments planned for practice {practice_id}: no departments in the database, "
+        f"and reading them was {departments.status}: {departments.error}"
+    )
+    unit = Unit("appointments", practice_id, request.mode)
+    with ctx.sessions.begin() as session:
+        run_id = start_run(session, unit, run_group=ctx.run_group, task_id=ctx.task_id,
+                           now=ctx.clock())  # fmt: skip
+        finish_run(session, run_id, Counts(), status="failed", now=ctx.clock(), error=error)
+    log.warning("sync.appointments_unplanned", practice_id=practice_id)
+    return [RunResult(unit, run_id, "failed", error=error)]
