@@ -32,7 +32,12 @@ from worker.settings import load_settings
 from worker.sync import runner
 from worker.sync.deadletters import RETRIABLE_CLASSES, add_request_letter
 from worker.sync.leased import leased_runner, run_leased
-from worker.sync.orchestrate import SyncRequest, live_department_ids, practice_units
+from worker.sync.orchestrate import (
+    SyncRequest,
+    live_department_ids,
+    practice_units,
+    unplanned_appointments,
+)
 from worker.sync.replay import replay_letters
 from worker.sync.retention import purge_resolved_letters
 from worker.sync.runs import RunResult, fail_orphaned_runs, utcnow
@@ -240,6 +245,8 @@ def sync_practice(
         raise self.retry(countdown=wait)
     if plan.waiting:
         raise RuntimeError(f"departments of practice {practice_id} never became available")
+    sent = [Unit.from_json(s["unit"]) for s in plan.sent]
+    plan.ran.extend(unplanned_appointments(ctx, request, practice_id, plan.ran, sent))
     log.info("sync.fanned_out", practice_id=practice_id, sent=len(plan.sent), ran=len(plan.ran))
     return plan.as_json()
 

@@ -50,3 +50,22 @@ def test_a_failed_sync_practice_is_resolved_by_the_periodic_replay(make_stack):
     assert expected and db_appointments(stack) == expected
     assert stack.scalar("SELECT count(*) FROM departments") == 3
     assert stack.scalar("SELECT count(*) FROM dead_letters WHERE state <> 'resolved'") == 0
+
+
+def test_a_fan_out_that_could_not_read_departments_is_not_an_empty_success(make_stack):
+    stack = make_stack(ATHENA_MAX_ATTEMPTS="1")
+    worker = stack.start_worker("w1")
+    stack.sandbox.set_faults(error_rate=1.0)  # departments fail (a 5xx), on an empty database
+    stack.celery_call("sync_practice", args=[PRACTICE, ["appointments"]]).communicate(timeout=60)
+    unplanned = (
+        "SELECT error_summary FROM sync_runs WHERE resource = 'appointments' AND status = 'failed'"
+    )
+    wait_for(lambda: stack.scalar(unplanned), 30, "the unplanned appointments", procs=[worker])
+    assert stack.scalar(unplanned).startswith(
+        "no appointments planned for practice 195900: no departments in the database, and "
+        "reading them was failed"
+    )
+    assert [r.status for r in stack.rows("SELECT status FROM sync_runs ORDER BY id")] == [
+        "failed",
+        "failed",
+    ]

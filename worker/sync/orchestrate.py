@@ -156,14 +156,19 @@ def run_practice(
 
 
 def unplanned_appointments(
-    ctx: SyncContext, request: SyncRequest, practice_id: str, results: list[RunResult]
+    ctx: SyncContext,
+    request: SyncRequest,
+    practice_id: str,
+    results: list[RunResult],
+    sent: Iterable[Unit] = (),
 ) -> list[RunResult]:
-    """A failed result when appointments were asked for but none was planned because the
-    practice's departments are unknown (their unit was skipped or failed on an empty
-    database): zero appointment units is a success only after departments were read."""
+    """A failed result when appointments were asked for but none was planned (run here or
+    ``sent`` to workers) because the practice's departments are unknown (their unit was skipped
+    or failed on an empty database): zero appointment units is a success only after departments
+    were read."""
     if "appointments" not in request.resources:
         return []
-    if any(r.unit.resource == "appointments" for r in results):
+    if any(u.resource == "appointments" for u in [*sent, *(r.unit for r in results)]):
         return []
     departments = next((r for r in results if r.unit.resource == "departments"), None)
     if departments is None or departments.status in ("succeeded", "partial"):
