@@ -108,3 +108,17 @@ def test_the_cli_fails_naming_the_holder_when_departments_stay_held(
     assert "lease held by task other-trigger" in output and "after waiting 5 s" in output
     assert count(env, "appointments") == 0
     assert sandbox.stats()["requests"].get("/v1/{practiceid}/departments") is None
+
+
+def test_with_departments_stored_a_held_lease_is_skipped_at_once(
+    env: dict[str, str], sandbox: SandboxServer
+) -> None:
+    args = ["sync", "departments", "--practice", PRACTICE, "--no-progress"]
+    assert CliRunner().invoke(cli, args, env=env).exit_code == 0
+    with another_trigger(env, holds_for=60):
+        result = CliRunner().invoke(cli, args, env=env)
+        appointments = sync_appointments(env, sandbox)
+    assert result.exit_code == 0 and "skipped" in result.output
+    assert "waiting" not in result.output, "nothing needs them now: no wait"
+    assert appointments.exit_code == 0, appointments.output
+    assert count(env, "appointments") == len(sandbox.truth(PRACTICE)["appointments"])

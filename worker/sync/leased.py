@@ -24,11 +24,11 @@ UnitRunner = Callable[[SyncContext, Unit], RunResult]
 
 @dataclass(frozen=True)
 class LeaseWait:
-    """Wait (bounded) for the lease of units of these resources when another trigger holds it:
-    the CLI does for departments, which the rest of a practice's plan needs."""
+    """Wait (bounded) for a unit's lease held by another trigger when ``needed`` says the rest
+    of the plan needs that unit now (the CLI: departments of a practice with none stored yet)."""
 
-    resources: frozenset[str]
     seconds: float
+    needed: Callable[[SyncContext, Unit], bool]
     on_wait: Callable[[Unit, Holder, float], None] | None = None
     """Told once, when the wait begins: the unit, who holds it, how long we wait at most."""
     sleep: Callable[[float], None] = time.sleep
@@ -37,28 +37,28 @@ class LeaseWait:
 def run_leased(
     ctx: SyncContext, leases: Leases, unit: Unit, *, wait: LeaseWait | None = None
 ) -> RunResult:
-    """Run the unit unless another trigger is running it (then record it as skipped), waiting
-    for its lease first when ``wait`` covers the unit's resource."""
-    patience = wait.seconds if wait and unit.resource in wait.resources else 0.0
-    deadline, pause, told = time.monotonic() + patience, 0.2, False
+    """Run the unit unless another trigger is running it (then record it as skipped), first
+    waiting for its lease, polling with backoff, when ``wait`` says the unit is needed."""
+    deadline, pause, patience = 0.0, 0.2, None
     while True:
         with leases.hold(unit.key, owner=ctx.task_id or uuid.uuid4().hex) as held:
             if held is not None:
                 return _run_held(ctx, held, unit)
         holder = leases.holder(unit.key)
+        if patience is None:  # asked once, when the lease is first found taken
+            patience = wait.seconds if wait and wait.needed(ctx, unit) else 0.0
+            deadline = time.monotonic() + patience
+            if wait and wait.on_wait and holder and patience:
+                wait.on_wait(unit, holder, patience)
         left = deadline - time.monotonic()
         if wait is None or left <= 0:
             who = f"task {holder.owner} (token {holder.token})" if holder else "another task"
             waited = f" after waiting {patience:g} s" if patience else ""
             return skip_unit(ctx, unit, f"already running: lease held by {who}{waited}")
-        if holder is None:
-            continue  # released between our try and our look: try again at once
-        if wait.on_wait is not None and not told:
-            wait.on_wait(unit, holder, left)
-        told = True
-        log.info("lease.waiting", unit=unit.key, holder=holder.owner, left=round(left, 1))
-        wait.sleep(min(pause, left, holder.ttl_ms / 1000 + 0.05))
-        pause = min(pause * 2, 5.0)  # backoff, but never sleeping past the holder's expiry
+        if holder is not None:  # (None: released meanwhile, try again at once)
+            log.info("lease.waiting", unit=unit.key, holder=holder.owner, left=round(left, 1))
+            wait.sleep(min(pause, left, holder.ttl_ms / 1000 + 0.05))
+            pause = min(pause * 2, 5.0)  # backoff, never sleeping past the holder's expiry
 
 
 def _run_held(ctx: SyncContext, held: HeldLease, unit: Unit) -> RunResult:
