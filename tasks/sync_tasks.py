@@ -5,9 +5,10 @@ sends one ``run_unit`` each, so every worker shares the work; ``sync_reference``
 ``sync_appointments`` (beat) send one ``sync_practice`` per configured practice;
 ``replay_dead_letters`` (beat) replays retriable letters and purges old resolved ones.
 
-Every task takes JSON-safe arguments. A task that fails for good (crash, time limit) leaves a
-``task_failed`` dead letter with its arguments (:class:`SyncTask`). Each pool process builds one
-Runtime on its first task and closes it at shutdown; importing this module connects nothing.
+Every task takes JSON-safe arguments. A task that fails for good (crash, time limit, its process
+dying on every delivery: ``worker.deliveries``) leaves a ``task_failed`` dead letter with its
+arguments (:class:`SyncTask`). Each pool process builds one Runtime on its first task and closes
+it at shutdown; importing this module connects nothing.
 """
 
 from __future__ import annotations
