@@ -5,9 +5,10 @@ sends one ``run_unit`` each, so every worker shares the work; ``sync_reference``
 ``sync_appointments`` (beat) send one ``sync_practice`` per configured practice;
 ``replay_dead_letters`` (beat) replays retriable letters and purges old letters, runs and fences.
 
-Every task takes JSON-safe arguments. A task that fails for good (crash, time limit) leaves a
-``task_failed`` dead letter with its arguments (:class:`SyncTask`). Each pool process builds one
-Runtime on its first task and closes it at shutdown; importing this module connects nothing.
+Every task takes JSON-safe arguments. A task that fails for good (crash, time limit, its process
+dying on every delivery: ``worker.deliveries``) leaves a ``task_failed`` dead letter with its
+arguments (:class:`SyncTask`). Each pool process builds one Runtime on its first task and closes
+it at shutdown; importing this module connects nothing.
 """
 
 from __future__ import annotations
@@ -23,19 +24,25 @@ import structlog
 from celery import Task, signals
 from redis import Redis
 
-from worker.app import TASKS, require_redis_url, task
+from worker.app import TASKS, require_redis_url, task, visibility_timeout
 from worker.app import retry_cap_seconds as cap_of
+from worker.deliveries import Deliveries
 from worker.leases import Leases
-from worker.logging import safe_summary
 from worker.runtime import Runtime, open_runtime
 from worker.settings import load_settings
 from worker.sync import runner
-from worker.sync.deadletters import RETRIABLE_CLASSES, RequestFailure, add_request_letter
+from worker.sync.deadletters import RETRIABLE_CLASSES, add_request_letter
 from worker.sync.leased import leased_runner, run_leased
-from worker.sync.orchestrate import SyncRequest, live_department_ids, practice_units
+from worker.sync.orchestrate import (
+    SyncRequest,
+    live_department_ids,
+    practice_units,
+    unplanned_appointments,
+)
 from worker.sync.replay import replay_letters
 from worker.sync.retention import purge_expired
 from worker.sync.runs import RunResult, fail_orphaned_runs, utcnow
+from worker.sync.task_letters import task_failure
 from worker.sync.units import LISTING_RESOURCES, Unit
 
 log = structlog.get_logger()
@@ -44,10 +51,11 @@ REPLAY_LEASE = "dead-letter-replay"
 
 @dataclass
 class ProcessState:
-    """What one worker process keeps between tasks: the runtime and the lease manager."""
+    """What one worker process keeps between tasks: the runtime, leases, delivery counts."""
 
     runtime: Runtime
     leases: Leases
+    deliveries: Deliveries
 
 
 _state: ProcessState | None = None
@@ -62,7 +70,11 @@ def process_state() -> ProcessState:
             settings = load_settings()
             redis = Redis.from_url(require_redis_url(settings))
             leases = Leases(redis, prefix=settings.redis_key_prefix, ttl=settings.lease_seconds)
-            _state = ProcessState(open_runtime(settings, redis=redis), leases)
+            # A count must outlive the gap between two deliveries (at most a visibility timeout).
+            deliveries = Deliveries(
+                redis, prefix=settings.redis_key_prefix, ttl=2 * visibility_timeout(settings)
+            )
+            _state = ProcessState(open_runtime(settings, redis=redis), leases, deliveries)
         return _state
 
 
@@ -105,35 +117,23 @@ def record_task_failure(
     name: str, args: Sequence[Any], kwargs: Mapping[str, Any], exc: BaseException
 ) -> None:
     """Keep a task that failed for good as a ``task_failed`` letter with its arguments."""
-    unit = kwargs.get("unit", args[0] if args else None)
-    unit = unit if isinstance(unit, dict) else {}
-    task_args = {"unit": unit} if unit else {"args": list(args), "kwargs": dict(kwargs)}
-    failure = RequestFailure(
-        resource=str(unit.get("resource") or _joined(kwargs.get("resources")) or name),
-        practice_id=str(unit.get("practice_id") or kwargs.get("practice_id") or ""),
-        department_id=unit.get("department_id"),
-        path=None, params={}, error=None, error_class="task_failed",
-        message=f"{name}: {safe_summary(exc)}", task_name=name, task_args=task_args,
-        identity=_identity(unit, task_args),
-    )  # fmt: skip
+    failure = task_failure(name, args, kwargs, exc)
     with process_state().runtime.sessions.begin() as session:
         add_request_letter(session, failure, run_id=None, now=utcnow())
 
 
-def _identity(unit: dict[str, Any], task_args: dict[str, Any]) -> dict[str, Any]:
-    """The unit's identity (an incremental unit's moving window left out) when it parses."""
-    try:
-        return {"unit": Unit.from_json(unit).identity()} if unit else task_args
-    except (KeyError, TypeError, ValueError):
-        return task_args
-
-
-def _joined(resources: Any) -> str | None:
-    return ",".join(map(str, resources)) if isinstance(resources, list | tuple) else None
-
-
 class SyncTask(Task):  # type: ignore[misc]
-    """Base of the sync tasks: a task that fails for good is dead-lettered with its arguments."""
+    """Base of the sync tasks: a task that fails for good is dead-lettered with its arguments,
+    and one whose process died on ``TASK_MAX_RETRIES`` redeliveries is not run again."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        request = self.request
+        if request.id is None or request.is_eager:  # called in-process: not a delivery
+            return super().__call__(*args, **kwargs)
+        state = process_state()
+        limit = state.runtime.settings.task_max_retries
+        with state.deliveries.counted(request.id, max_deaths=limit):
+            return super().__call__(*args, **kwargs)
 
     def on_failure(
         self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any
@@ -246,6 +246,8 @@ def sync_practice(
         raise self.retry(countdown=wait)
     if plan.waiting:
         raise RuntimeError(f"departments of practice {practice_id} never became available")
+    sent = [Unit.from_json(s["unit"]) for s in plan.sent]
+    plan.ran.extend(unplanned_appointments(ctx, request, practice_id, plan.ran, sent))
     log.info("sync.fanned_out", practice_id=practice_id, sent=len(plan.sent), ran=len(plan.ran))
     return plan.as_json()
 
@@ -286,7 +288,8 @@ def replay_dead_letters(self: Any) -> dict[str, Any]:
             return {"skipped": True}
         outcomes = replay_letters(
             ctx, all_open=True, classes=RETRIABLE_CLASSES,
-            max_attempts=settings.dead_letter_max_attempts, run=leased_runner(state.leases),
+            max_attempts=settings.dead_letter_max_attempts, replayable_only=True,
+            run=leased_runner(state.leases),
         )  # fmt: skip
         with ctx.sessions.begin() as session:
             purged = purge_expired(session, settings=settings, now=ctx.clock())

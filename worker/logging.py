@@ -27,7 +27,7 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
 
 # Exceptions whose text is built by athena-sync itself (ids, statuses, the API's short error text)
 # and so may be shown; any other exception's text may quote data (SQL parameters, payloads).
-_SAFE_TEXT = ("AthenaError", "SettingsError", "BadRecord", "LeaseLost")
+_SAFE_TEXT = ("AthenaError", "SettingsError", "BadRecord", "LeaseLost", "DeliveriesExhausted")
 
 
 def _safe_text(exc: BaseException) -> bool:

@@ -44,6 +44,11 @@ def exit_code(results: list[RunResult]) -> int:
 )  # fmt: skip
 @click.option("--enqueue", is_flag=True, help="Send to the Celery workers instead of running here.")
 @click.option("--wait", is_flag=True, help="With --enqueue: wait for the results and print them.")
+@click.option(
+    "--timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+    help="With --enqueue --wait: stop waiting after SECONDS, list what is still running, exit 1 "
+    "(default: no limit).",
+)  # fmt: skip
 @click.option("--no-progress", is_flag=True, help="No progress bar (e.g. when logging to a file).")
 def sync(
     resource: str,
@@ -53,12 +58,15 @@ def sync(
     mode: str,
     enqueue: bool,
     wait: bool,
+    timeout: float | None,
     no_progress: bool,
 ) -> None:
     """Sync RESOURCE (or all) for the configured or given practices."""
     settings = load()
     if start and end and end < start:
         raise click.BadParameter("--to is before --from")
+    if timeout is not None and not (enqueue and wait):
+        raise click.UsageError("--timeout needs --enqueue --wait")
     request = SyncRequest(
         resources=expand_resources([resource]),
         practices=tuple(practices) or settings.require_practices(),
@@ -69,7 +77,7 @@ def sync(
     if enqueue:
         from worker.cli.enqueue import enqueue_request
 
-        sys.exit(enqueue_request(settings, request, wait=wait))
+        sys.exit(enqueue_request(settings, request, wait=wait, timeout=timeout))
     runtime = runtime_for(settings)
     try:
         with progress_bar(not no_progress) as hook:

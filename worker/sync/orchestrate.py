@@ -7,9 +7,10 @@ recorded as skipped. A 403 fails only the units of its endpoint.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import sqlalchemy as sa
 import structlog
@@ -17,7 +18,7 @@ import structlog
 from models import Department
 from worker.sync.job import SyncContext
 from worker.sync.runner import is_practice_fatal, run_unit, skip_unit
-from worker.sync.runs import RunResult
+from worker.sync.runs import Counts, RunResult, finish_run, start_run
 from worker.sync.units import LISTING_RESOURCES, RESOURCES, Unit, appointment_units
 from worker.sync.units import default_window as default_window  # re-exported (replay, doctor)
 
@@ -40,6 +41,32 @@ class SyncRequest:
             raise ValueError(f"unknown resource(s): {', '.join(unknown)}")
         if self.mode not in ("incremental", "reconcile"):
             raise ValueError(f"mode must be incremental or reconcile, got {self.mode!r}")
+
+    def practice_json(self, practice_id: str) -> dict[str, Any]:
+        """One practice's share of the request, JSON-safe (a ``sync_practice`` letter keeps it)."""
+        return {
+            "resources": list(self.resources), "practice_id": practice_id, "mode": self.mode,
+            "start": _iso(self.start), "end": _iso(self.end),
+        }  # fmt: skip
+
+    @classmethod
+    def from_practice_json(cls, data: Mapping[str, Any]) -> SyncRequest:
+        """Inverse of :meth:`practice_json`; ValueError/KeyError/TypeError when it is not one."""
+        resources = data["resources"]
+        if not isinstance(resources, list | tuple) or not resources:
+            raise ValueError(f"resources must be a non-empty list, got {resources!r}")
+        return cls(
+            tuple(map(str, resources)), (str(data["practice_id"]),),
+            str(data.get("mode") or "incremental"), _day(data.get("start")), _day(data.get("end")),
+        )  # fmt: skip
+
+
+def _iso(day: date | None) -> str | None:
+    return None if day is None else day.isoformat()
+
+
+def _day(value: Any) -> date | None:
+    return None if value is None else date.fromisoformat(str(value))
 
 
 def expand_resources(names: Iterable[str]) -> tuple[str, ...]:
@@ -120,4 +147,36 @@ def run_practice(
         if is_practice_fatal(result):
             refused = result
             log.warning("sync.practice_failed", practice_id=practice_id, unit=unit.key)
+    results.extend(unplanned_appointments(ctx, request, practice_id, results))
     return results
+
+
+def unplanned_appointments(
+    ctx: SyncContext,
+    request: SyncRequest,
+    practice_id: str,
+    results: list[RunResult],
+    sent: Iterable[Unit] = (),
+) -> list[RunResult]:
+    """A failed result when appointments were asked for but none was planned (run here or
+    ``sent`` to workers) because the practice's departments are unknown (their unit was skipped
+    or failed on an empty database): zero appointment units is a success only after departments
+    were read."""
+    if "appointments" not in request.resources:
+        return []
+    if any(u.resource == "appointments" for u in [*sent, *(r.unit for r in results)]):
+        return []
+    departments = next((r for r in results if r.unit.resource == "departments"), None)
+    if departments is None or departments.status in ("succeeded", "partial"):
+        return []  # read cleanly: the practice has no departments upstream
+    error = (
+        f"no appointments planned for practice {practice_id}: no departments in the database, "
+        f"and reading them was {departments.status}: {departments.error}"
+    )
+    unit = Unit("appointments", practice_id, request.mode)
+    with ctx.sessions.begin() as session:
+        run_id = start_run(session, unit, run_group=ctx.run_group, task_id=ctx.task_id,
+                           now=ctx.clock())  # fmt: skip
+        finish_run(session, run_id, Counts(), status="failed", now=ctx.clock(), error=error)
+    log.warning("sync.appointments_unplanned", practice_id=practice_id)
+    return [RunResult(unit, run_id, "failed", error=error)]

@@ -1,7 +1,11 @@
-"""Replaying dead letters: re-run a failed unit of work, or re-map a stored bad record.
+"""Replaying dead letters: re-run a failed unit of work or practice request, or re-map a stored
+bad record.
 
-Success resolves the letter (and the data lands); failure bumps its ``attempts``. Record letters
-are re-mapped from the copy kept in Postgres; nothing about them is logged but ids.
+Success resolves the letter (and the data lands); failure bumps its ``attempts``, and so does a
+replay that never reported back (its process died). Record letters are re-mapped from the copy
+kept in Postgres; nothing about them is logged but ids. A letter that holds nothing to replay
+(the arguments of a task that is not a unit or a practice) waits for a person: the periodic
+replay leaves it out.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,7 +25,7 @@ from tasks import RESOURCE_MODULES, get_resource
 from worker.parse import BadRecord
 from worker.sync.appointments import department_zones
 from worker.sync.job import SyncContext
-from worker.sync.orchestrate import default_window
+from worker.sync.orchestrate import SyncRequest, default_window, run_practice
 from worker.sync.runner import run_unit
 from worker.sync.runs import RunResult
 from worker.sync.units import Unit
@@ -47,8 +52,10 @@ def select_letters(
     all_open: bool = False,
     classes: Sequence[str] | None = None,
     max_attempts: int | None = None,
+    replayable_only: bool = False,
 ) -> list[DeadLetter]:
-    """The letters to replay: the given ids, or every open one (optionally of some classes)."""
+    """The letters to replay: the given ids, or every open one (optionally of some classes);
+    ``replayable_only`` leaves out letters that hold no work to redo (they wait for a person)."""
     query = sa.select(DeadLetter).order_by(DeadLetter.id)
     if ids:
         query = query.where(DeadLetter.id.in_(list(ids)))
@@ -61,7 +68,16 @@ def select_letters(
         query = query.where(DeadLetter.error_class.in_(list(classes)))
     if max_attempts is not None:
         query = query.where(DeadLetter.attempts < max_attempts)
-    return list(session.scalars(query))
+    letters = list(session.scalars(query))
+    if replayable_only:
+        letters = [letter for letter in letters if _replayable(letter)]
+    return letters
+
+
+def _replayable(letter: DeadLetter) -> bool:
+    if letter.kind == "record":
+        return letter.record is not None and letter.practice_id is not None
+    return _unit_of(letter) is not None or _request_of(letter) is not None
 
 
 def replay_letters(
@@ -72,6 +88,7 @@ def replay_letters(
     classes: Sequence[str] | None = None,
     dry_run: bool = False,
     max_attempts: int | None = None,
+    replayable_only: bool = False,
     run: Callable[[SyncContext, Unit], RunResult] = run_unit,
 ) -> list[ReplayOutcome]:
     """Replay the chosen letters one by one; one failing never stops the others.
@@ -79,8 +96,9 @@ def replay_letters(
     ``run`` runs a unit of work (pass a leased runner so a replay never overlaps a sync)."""
     with ctx.sessions() as session:
         letters = select_letters(
-            session, ids=ids, all_open=all_open, classes=classes, max_attempts=max_attempts
-        )
+            session, ids=ids, all_open=all_open, classes=classes, max_attempts=max_attempts,
+            replayable_only=replayable_only,
+        )  # fmt: skip
         session.expunge_all()
     outcomes = []
     for letter in letters:
@@ -104,28 +122,60 @@ def _replay_one(
         return ReplayOutcome(letter.id, letter.kind, "none", "skipped", f"letter is {letter.state}")
     if letter.kind == "record":
         return _replay_record(ctx, letter, dry_run=dry_run)
-    unit = _current(ctx, _unit_of(letter))
-    if unit is None:
+    work = _work_of(ctx, letter, run)
+    if work is None:
         return ReplayOutcome(letter.id, letter.kind, "none", "skipped", "no unit of work stored")
-    action = f"re-run {unit.key}"
     if dry_run:
-        return ReplayOutcome(letter.id, letter.kind, action, "would replay")
+        return ReplayOutcome(letter.id, letter.kind, work[0], "would replay")
+    return _rerun(ctx, letter, *work)
+
+
+Work = Callable[[], list[RunResult]]
+
+
+def _work_of(
+    ctx: SyncContext, letter: DeadLetter, run: Callable[[SyncContext, Unit], RunResult]
+) -> tuple[str, Work] | None:
+    """What replaying a request letter does: its unit again, or its practice's request again
+    through the CLI's fan-out; None when it holds neither."""
+    unit = _current(ctx, _unit_of(letter))
+    if unit is not None:
+        return f"re-run {unit.key}", lambda: [run(ctx, unit)]
+    request = _request_of(letter)
+    if request is None:
+        return None
+    practice_id = request.practices[0]
+    action = f"re-run {'+'.join(request.resources)} {request.mode} for practice {practice_id}"
+    return action, partial(run_practice, ctx, request, practice_id, run=run)
+
+
+def _rerun(ctx: SyncContext, letter: DeadLetter, action: str, work: Work) -> ReplayOutcome:
+    """Run the letter's work with the letter marked in flight, then settle the letter."""
+    if letter.state == "replayed":
+        # The last replay never reported back: its process died (a unit that kills its
+        # process must not be replayed for ever). Count it as a failed attempt.
+        _bump(ctx, letter.id, since=ctx.clock(), message="a replay of it never finished")
     started = ctx.clock()
-    _set_state(ctx, letter.id, "replayed")  # in flight: visible while the unit runs
+    _set_state(ctx, letter.id, "replayed")  # in flight: visible while the work runs
     try:
-        result = run(ctx, unit)
+        results = work()
     except BaseException:
         _set_state(ctx, letter.id, "open")  # back in the queue, whatever stopped us
         raise
-    if result.status == "skipped":
+    ids = ", ".join(str(r.run_id) for r in results)
+    failed = [r for r in results if r.status not in ("succeeded", "partial", "skipped")]
+    skipped = [r for r in results if r.status == "skipped"]
+    if failed:
         _set_state(ctx, letter.id, "open")
-        return ReplayOutcome(letter.id, letter.kind, action, "skipped", result.error or "")
-    if result.status in ("succeeded", "partial"):
-        _resolve(ctx, letter.id, f"replayed by run {result.run_id}")
-        return ReplayOutcome(letter.id, letter.kind, action, "resolved", f"run {result.run_id}")
-    _set_state(ctx, letter.id, "open")
-    _bump(ctx, letter.id, since=started, message=result.error)
-    return ReplayOutcome(letter.id, letter.kind, action, "failed", result.error or result.status)
+        message = "; ".join(f"{r.unit.key}: {r.error or r.status}" for r in failed)
+        _bump(ctx, letter.id, since=started, message=message)
+        return ReplayOutcome(letter.id, letter.kind, action, "failed", message)
+    if skipped or not results:
+        _set_state(ctx, letter.id, "open")
+        reason = skipped[0].error if skipped else "nothing was planned"
+        return ReplayOutcome(letter.id, letter.kind, action, "skipped", reason or "")
+    _resolve(ctx, letter.id, f"replayed by run{'s' if len(results) > 1 else ''} {ids}")
+    return ReplayOutcome(letter.id, letter.kind, action, "resolved", f"run {ids}")
 
 
 def _current(ctx: SyncContext, unit: Unit | None) -> Unit | None:
@@ -153,6 +203,17 @@ def _unit_of(letter: DeadLetter) -> Unit | None:
         return None
     try:
         return Unit.from_json(args)
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def _request_of(letter: DeadLetter) -> SyncRequest | None:
+    """The practice request a ``sync_practice`` letter keeps, if it parses."""
+    args: Any = letter.task_args
+    if not isinstance(args, dict) or not isinstance(args.get("request"), dict):
+        return None
+    try:
+        return SyncRequest.from_practice_json(args["request"])
     except (ValueError, TypeError, KeyError):
         return None
 
