@@ -8,7 +8,6 @@ time Celery needs its configuration: when a worker or beat starts or a task is s
 from __future__ import annotations
 
 import worker.app as athena
-from tasks import RESOURCE_MODULES
 from worker.settings import load_settings
 
 _settings = load_settings()
@@ -19,7 +18,14 @@ broker_transport_options = athena.broker_options(_settings)
 result_backend_transport_options = {"global_keyprefix": athena.key_prefix(_settings)}
 broker_connection_retry_on_startup = True
 
-imports = ("tasks.sync_tasks", *RESOURCE_MODULES.values())  # one module per resource
+# The doors: the unit, fan-out, schedule and replay tasks, and one module per resource.
+imports = (
+    "tasks.sync_tasks",
+    "tasks.departments",
+    "tasks.providers",
+    "tasks.appointment_types",
+    "tasks.appointments",
+)
 task_default_queue = athena.QUEUE
 
 task_serializer = "json"

@@ -16,7 +16,7 @@ from bench.sandbox import CLIENT_ID, CLIENT_SECRET, PRACTICE
 from worker.logging import configure_logging
 from worker.runtime import open_runtime
 from worker.settings import Settings, settings_from_env
-from worker.sync.orchestrate import SyncRequest, expand_resources, run_request
+from worker.sync.plan import SyncRequest, expand_resources, run_request
 
 
 def settings_for(spec: RunSpec, **extra: str) -> Settings:

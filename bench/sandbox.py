@@ -53,7 +53,7 @@ class DatasetSpec:
         """The served appointment days (the DST Sundays far outside them are left out)."""
         # Imported here: contender processes import this module and must not pay for the
         # sandbox's own modules in their memory.
-        from worker.sandbox.config import SandboxConfig
+        from sandbox.config import SandboxConfig
 
         config = SandboxConfig(anchor_date=self.anchor, days=self.days)
         return config.first_day, config.last_day

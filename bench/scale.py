@@ -155,23 +155,24 @@ class Sampler:
 def _setup(env: dict[str, str], window: tuple[date, date]) -> list[dict[str, Any]]:
     """Sync the reference listings here; return the appointment units as JSON."""
     from worker.logging import configure_logging
+    from worker.resources import ReadStrategy, resource_names
     from worker.runtime import open_runtime
     from worker.settings import settings_from_env
-    from worker.sync.orchestrate import live_department_ids
+    from worker.sync.plan import live_department_ids
     from worker.sync.runner import run_unit
-    from worker.sync.units import LISTING_RESOURCES, Unit, appointment_units
+    from worker.units import Unit, department_units
 
     settings = settings_from_env(env)
     configure_logging(settings)
     runtime = open_runtime(settings)
     try:
         ctx = runtime.context()
-        for resource in LISTING_RESOURCES:
+        for resource in resource_names(ReadStrategy.LISTING):
             result = run_unit(ctx, Unit(resource, PRACTICE, "full"))
             if result.status != "succeeded":
                 raise RuntimeError(f"setup {resource}: {result.status} {result.error}")
-        units = appointment_units(
-            PRACTICE, live_department_ids(ctx, PRACTICE), mode="reconcile",
+        units = department_units(
+            "appointments", PRACTICE, live_department_ids(ctx, PRACTICE), mode="reconcile",
             start=window[0], end=window[1], max_days=settings.sync_window_days,
         )  # fmt: skip
     finally:
@@ -260,7 +261,7 @@ def worker_main(spec: dict[str, Any]) -> None:
     from worker.runtime import open_runtime
     from worker.settings import settings_from_env
     from worker.sync.runner import run_unit
-    from worker.sync.units import Unit
+    from worker.units import Unit
 
     settings = settings_from_env(spec["env"])
     configure_logging(settings)

@@ -24,12 +24,12 @@ import requests
 
 from bench.pg import DEFAULT_ADMIN_URL, fresh_database, sqlalchemy_url
 from bench.sandbox import ANCHOR, CLIENT_ID, CLIENT_SECRET, PRACTICE, DatasetSpec, SandboxProcess
+from sandbox import SandboxConfig
+from sandbox.clock import dst_days
 from worker.db import upgrade
 from worker.runtime import open_runtime
-from worker.sandbox import SandboxConfig
-from worker.sandbox.clock import dst_days
 from worker.settings import settings_from_env
-from worker.sync.orchestrate import SyncRequest, expand_resources, run_request
+from worker.sync.plan import SyncRequest, expand_resources, run_request
 
 
 @contextmanager

@@ -1,55 +1,13 @@
-"""Appointment types: ``GET /appointmenttypes?hidenonpatient=false`` into ``appointment_types``."""
+"""The appointment-types sync task (``tasks.appointment_types.sync_appointment_types``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from models import AppointmentType
-from tasks.resource import Resource, ensure_object, pick, tolerant
-from worker.declared import task
-from worker.jsonsafe import json_safe
-from worker.parse import parse_bool, parse_duration, parse_id, parse_str
-
-TEXT = {"name": "name", "short_name": "shortname", "patient_display_name": "patientdisplayname"}
-FLAGS = {
-    "generic": "generic",
-    "patient": "patient",
-    "template_type_only": "templatetypeonly",
-    "create_encounter_on_check_in": "createencounteroncheckin",
-}
+from tasks.base import SyncTask
+from tasks.sync_tasks import send_practices
+from worker.app import task
 
 
-def to_row(record: Mapping[str, Any], *, practice_id: str, **_context: Any) -> dict[str, Any]:
-    """Map one appointment type record to an ``appointment_types`` row."""
-    rec = ensure_object(record)
-    return {
-        "practice_id": practice_id,
-        "appointment_type_id": parse_id(rec.get("appointmenttypeid"), "appointmenttypeid"),
-        **pick(rec, parse_str, TEXT, lenient=True),
-        "duration_minutes": tolerant(parse_duration)(rec.get("duration"), "duration"),
-        **pick(rec, parse_bool, FLAGS, lenient=True),
-        "raw": json_safe(record),  # NaN as "NaN", a lone surrogate as U+FFFD: storable
-    }
-
-
-# hidenonpatient defaults to true upstream, which would hide non-patient types from a listing
-# that must be complete before vanished rows are marked deleted.
-RESOURCE = Resource(
-    name="appointment-types",
-    path="/appointmenttypes",
-    collection="appointmenttypes",
-    id_field="appointmenttypeid",
-    model=AppointmentType,
-    to_row=to_row,
-    key_column="appointment_type_id",
-    params={"hidenonpatient": "false"},
-)
-
-
-@task(name="tasks.appointment_types.sync_appointment_types")
+@task(base=SyncTask)
 def sync_appointment_types(practice_id: str | None = None) -> list[str]:
-    """Enqueue a appointment types sync for one practice (default: every configured practice)."""
-    from tasks.sync_tasks import send_practices  # at call time: sync_tasks imports this module
-
-    return send_practices((RESOURCE.name,), "incremental", practice_id)
+    """Enqueue an appointment-types sync for one practice (default: every configured practice)."""
+    return send_practices(("appointment-types",), "incremental", practice_id)

@@ -1,74 +1,13 @@
-"""Providers: ``GET /providers?showallproviderids=true`` into ``providers``."""
+"""The providers sync task (``tasks.providers.sync_providers``), for one or every practice."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-from models import Provider
-from tasks.resource import Resource, ensure_object, optional_id, pick
-from worker.declared import task
-from worker.jsonsafe import json_safe
-from worker.parse import parse_bool, parse_id, parse_str, parse_str_list
-
-TEXT = {
-    "first_name": "firstname",
-    "last_name": "lastname",
-    "display_name": "displayname",
-    "specialty": "specialty",
-    "ansi_specialty_code": "ansispecialtycode",
-    "provider_type": "providertype",
-    "provider_type_id": "providertypeid",
-    "entity_type": "entitytype",
-    "scheduling_name": "schedulingname",
-    "provider_username": "providerusername",
-    "home_department": "homedepartment",
-    "sex": "sex",
-}
-IDS = {
-    "npi": "npi",
-    "specialty_id": "specialtyid",
-    "usual_department_id": "usualdepartmentid",
-    "supervising_provider_id": "supervisingproviderid",
-}
-FLAGS = {
-    "billable": "billable",
-    "hide_in_portal": "hideinportal",
-    "accepting_new_patients": "acceptingnewpatients",
-    "create_encounter_on_check_in": "createencounteroncheckin",
-}
-LISTS = {"other_provider_ids": "otherprovideridlist", "provider_group_ids": "providergrouplist"}
+from tasks.base import SyncTask
+from tasks.sync_tasks import send_practices
+from worker.app import task
 
 
-def to_row(record: Mapping[str, Any], *, practice_id: str, **_context: Any) -> dict[str, Any]:
-    """Map one provider record to a ``providers`` row (sparse records are normal)."""
-    rec = ensure_object(record)
-    return {
-        "practice_id": practice_id,
-        "provider_id": parse_id(rec.get("providerid"), "providerid"),
-        **pick(rec, parse_str, TEXT, lenient=True),
-        **pick(rec, optional_id, IDS, lenient=True),
-        **pick(rec, parse_bool, FLAGS, lenient=True),
-        **pick(rec, parse_str_list, LISTS, lenient=True),
-        "raw": json_safe(record),  # NaN as "NaN", a lone surrogate as U+FFFD: storable
-    }
-
-
-RESOURCE = Resource(
-    name="providers",
-    path="/providers",
-    collection="providers",
-    id_field="providerid",
-    model=Provider,
-    to_row=to_row,
-    key_column="provider_id",
-    params={"showallproviderids": "true"},
-)
-
-
-@task(name="tasks.providers.sync_providers")
+@task(base=SyncTask)
 def sync_providers(practice_id: str | None = None) -> list[str]:
     """Enqueue a providers sync for one practice (default: every configured practice)."""
-    from tasks.sync_tasks import send_practices  # at call time: sync_tasks imports this module
-
-    return send_practices((RESOURCE.name,), "incremental", practice_id)
+    return send_practices(("providers",), "incremental", practice_id)

@@ -23,7 +23,7 @@ def _run(code: str, **env: str) -> str:
 
 def test_the_sync_path_does_not_import_celery() -> None:
     code = (
-        "import sys, worker.runtime, worker.sync.orchestrate, worker.cli\n"
+        "import sys, worker.runtime, worker.sync.plan, worker.cli\n"
         "from tasks import all_resources\n"
         "all_resources()\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'celery'))"

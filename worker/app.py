@@ -2,10 +2,9 @@
 
 Nothing here connects or reads settings at import: Celery loads ``celeryconfig`` the first time
 the configuration is needed (worker or beat start, sending a task), and that is when a missing
-``REDIS_URL`` raises :class:`~worker.settings.SettingsError`. This module imports nothing from
-``tasks`` or ``worker.sync``, so resource modules can register tasks on ``app`` without cycles.
-Resource modules declare theirs through :mod:`worker.declared` (no Celery import on the sync
-path); they are registered here when this module is imported, or when declared after that.
+``REDIS_URL`` raises :class:`~worker.settings.SettingsError`. The tasks live in ``tasks/`` (the
+doors, above everything); nothing in ``worker/`` imports them, and task names appear as strings
+only in the beat schedule below.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from typing import Any
 from celery import Celery, signals
 from celery.schedules import crontab
 
-from worker.declared import DeclaredTask, declared_tasks
 from worker.logging import configure_logging
 from worker.settings import Settings, load_settings
 
@@ -36,15 +34,6 @@ def task(**options: Any) -> Callable[[Callable[..., Any]], Any]:
     """``app.task`` with a type mypy can check at the call site (Celery ships no types)."""
     decorator: Callable[[Callable[..., Any]], Any] = app.task(**options)
     return decorator
-
-
-def register_declared(declared: DeclaredTask) -> None:
-    """Register a task declared with :func:`worker.declared.task` on ``app``."""
-    app.task(**declared.options)(declared.function)
-
-
-for _declared in declared_tasks():
-    register_declared(_declared)
 
 
 def require_redis_url(settings: Settings) -> str:

@@ -10,9 +10,9 @@ A lease is one Redis key ``{prefix}:lease:{name}`` holding ``"{token}:{owner}"``
   whose lease expired never frees somebody else's.
 - **fencing**: the token grows with every grant. A holder checks it still owns the lease
   (:meth:`HeldLease.check`) before committing each page, and every write transaction records its
-  token in ``unit_fences`` (``worker.sync.state.claim_fence``), refusing to commit when a higher
-  token already wrote: a stale holder (paused past its expiry, then overtaken) cannot overwrite
-  its successor even if it passed the Redis check just before the takeover.
+  token in ``unit_fences`` (``worker.store.fences.claim_fence``), refusing to commit when a
+  higher token already wrote: a stale holder (paused past its expiry, then overtaken) cannot
+  overwrite its successor even if it passed the Redis check just before the takeover.
 
 A SIGKILLed holder stops renewing, so its lease blocks the unit for at most ``ttl`` seconds.
 """

@@ -1,4 +1,5 @@
-"""Building what a sync needs from Settings: engine, sessions and the API client."""
+"""The one place that builds what a process needs to sync: engine, sessions, the API client,
+Redis and the unit leases (a CLI invocation, a Celery pool process, a benchmark)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,18 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from redis import Redis
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from worker.athena.client import AthenaClient, build_client
 from worker.db import make_engine, session_factory
+from worker.leases import Leases
 from worker.settings import Settings
 from worker.sync.job import ProgressHook, SyncContext
+from worker.sync.leased import LeaseWait, leased_runner
+from worker.sync.plan import UnitRunner
+from worker.sync.runner import run_unit
 
 
 @dataclass
@@ -23,12 +29,16 @@ class Runtime:
     engine: Engine
     sessions: sessionmaker[Session]
     client: AthenaClient | None = None
+    redis: Redis | None = None
+    leases: Leases | None = None
+    """Unit leases in Redis (None without ``REDIS_URL``: a CLI running alone)."""
 
     def context(
         self,
         *,
         run_group: str | None = None,
         task_id: str | None = None,
+        task_name: str | None = None,
         on_progress: ProgressHook | None = None,
     ) -> SyncContext:
         """A SyncContext for one invocation (``run_group`` ties its runs together)."""
@@ -40,18 +50,37 @@ class Runtime:
             settings=self.settings,
             run_group=run_group or uuid.uuid4().hex,
             task_id=task_id,
+            task_name=task_name,
             on_progress=on_progress,
         )
+
+    def runner(self, *, wait: LeaseWait | None = None) -> UnitRunner:
+        """How units run here: under their lease when there is Redis (so no two triggers
+        overlap), else directly."""
+        if self.leases is None:
+            return run_unit
+        return leased_runner(self.leases, wait=wait)
 
     def close(self) -> None:
         """Release connections."""
         if self.client is not None:
             self.client.close()
+        if self.redis is not None:
+            self.redis.close()
         self.engine.dispose()
 
 
-def open_runtime(settings: Settings, *, redis: Any = None, with_client: bool = True) -> Runtime:
-    """Engine + sessions + a client sharing token and budget through Redis when configured."""
+def open_runtime(
+    settings: Settings, *, redis: Any = None, with_client: bool = True, require_redis: bool = False
+) -> Runtime:
+    """Engine + sessions + a client sharing token and budget through Redis when configured, and
+    the unit leases there. ``require_redis``: a missing ``REDIS_URL`` is a SettingsError."""
+    url = settings.require_redis_url() if require_redis else settings.redis_url
+    if redis is None and url:
+        redis = Redis.from_url(url)
     client = build_client(settings, redis=redis) if with_client else None
     engine = make_engine(settings.database_url)
-    return Runtime(settings, engine, session_factory(engine), client)
+    leases = None
+    if redis is not None:
+        leases = Leases(redis, prefix=settings.redis_key_prefix, ttl=settings.lease_seconds)
+    return Runtime(settings, engine, session_factory(engine), client, redis, leases)

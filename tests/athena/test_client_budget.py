@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from sandbox import FaultConfig, SandboxConfig, SandboxServer
 from tests.athena import workers
 from tests.athena.conftest import client_settings
-from worker.sandbox import FaultConfig, SandboxConfig, SandboxServer
 
 PROCESSES = 4
 RPS = 10.0

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 import pytest
 from structlog.testing import capture_logs
 
+from sandbox import FaultConfig, SandboxConfig, SandboxServer
+from sandbox.testing import serve_sandbox
 from tests.athena.conftest import Reply, ScriptedServer, Seen, client_settings, no_sleep
 from worker.athena import (
     AthenaClient,
@@ -16,8 +18,6 @@ from worker.athena import (
     RetriableError,
     RetriesExhausted,
 )
-from worker.sandbox import FaultConfig, SandboxConfig, SandboxServer
-from worker.sandbox.testing import serve_sandbox
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import pytest
 from structlog.testing import capture_logs
 
+from sandbox import SandboxConfig, SandboxServer
+from sandbox.testing import serve_sandbox
 from tests.athena.conftest import Reply, ScriptedServer, Seen, client_settings, no_sleep
 from worker.athena import (
     AthenaClient,
@@ -16,8 +18,6 @@ from worker.athena import (
     RetriesExhausted,
     build_client,
 )
-from worker.sandbox import SandboxConfig, SandboxServer
-from worker.sandbox.testing import serve_sandbox
 
 CONFIG = SandboxConfig(seed=3, departments=6, appointment_types=20, appointments=300)
 

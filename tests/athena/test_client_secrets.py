@@ -9,11 +9,11 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
+from sandbox import FaultConfig, SandboxServer
+from sandbox.testing import serve_sandbox
 from tests.athena.conftest import SECRET, client_settings, no_sleep
 from worker.athena import AthenaClient, AthenaError, MemoryTokenCache
 from worker.logging import configure_logging
-from worker.sandbox import FaultConfig, SandboxServer
-from worker.sandbox.testing import serve_sandbox
 from worker.settings import Settings
 
 

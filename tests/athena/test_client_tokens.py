@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 import redis
 
+from sandbox import FaultConfig, SandboxConfig
+from sandbox.testing import serve_sandbox
 from tests.athena import workers
 from tests.athena.conftest import CLIENT_ID, Reply, ScriptedServer, client_settings, no_sleep
 from worker.athena import (
@@ -23,8 +25,6 @@ from worker.athena import (
     build_client,
 )
 from worker.athena.tokens import cache_key
-from worker.sandbox import FaultConfig, SandboxConfig
-from worker.sandbox.testing import serve_sandbox
 
 WORKERS = 20
 

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 import requests
 
+from sandbox import SandboxConfig, SandboxServer
+from sandbox.testing import serve_sandbox
 from tests.athena.conftest import client_settings, no_sleep
 from worker.athena import AthenaClient, MemoryTokenCache
 from worker.athena.transport import build_session, server_time
-from worker.sandbox import SandboxConfig, SandboxServer
-from worker.sandbox.testing import serve_sandbox
 
 NOON = datetime(2026, 11, 29, 17, 6, tzinfo=UTC)
 

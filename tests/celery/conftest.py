@@ -22,10 +22,10 @@ import pytest
 import redis
 import sqlalchemy as sa
 
+from sandbox import SandboxConfig
+from sandbox.server import SandboxServer
+from sandbox.testing import serve_sandbox
 from worker.db import upgrade
-from worker.sandbox import SandboxConfig
-from worker.sandbox.server import SandboxServer
-from worker.sandbox.testing import serve_sandbox
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

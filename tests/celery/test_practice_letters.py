@@ -9,7 +9,7 @@ import redis
 
 from tests.celery.conftest import PRACTICE, db_appointments, truth_appointments, wait_for
 from worker.leases import Leases
-from worker.sync.units import Unit
+from worker.units import Unit
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,7 @@ from models import DeadLetter, SyncRun, UnitFence
 from tests.celery.conftest import Stack
 from worker.db import make_engine, session_factory, upgrade
 from worker.settings import settings_from_env
-from worker.sync.retention import Purged, purge_closed_letters, purge_expired
+from worker.store.retention import Purged, purge_closed_letters, purge_expired
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
 DAY = timedelta(days=1)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from sandbox import FaultConfig
 from tests.celery.conftest import (
     PRACTICE,
     Stack,
@@ -17,10 +18,9 @@ from tests.celery.conftest import (
 )
 from worker.athena.tokens import cache_key
 from worker.runtime import open_runtime
-from worker.sandbox import FaultConfig
 from worker.settings import settings_from_env
-from worker.sync.orchestrate import SyncRequest, run_request
-from worker.sync.units import Unit
+from worker.sync.plan import SyncRequest, run_request
+from worker.units import Unit
 
 pytestmark = pytest.mark.slow
 RAN_A_UNIT = re.compile(r"Task tasks\.sync_tasks\.run_unit\[[^\]]+\] succeeded")

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from sandbox import SandboxConfig
+from sandbox.testing import serve_sandbox
 from worker.cli import cli
-from worker.sandbox import SandboxConfig
-from worker.sandbox.testing import serve_sandbox
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -75,7 +75,7 @@ def test_sync_with_redis_skips_a_unit_whose_lease_is_held(
     import redis
 
     from worker.leases import Leases
-    from worker.sync.units import Unit
+    from worker.units import Unit
 
     leases = Leases(redis.Redis.from_url(redis_url), prefix=redis_prefix, ttl=30)
     held = leases.acquire(Unit("providers", "195900").key, owner="a-celery-worker")

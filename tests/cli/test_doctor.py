@@ -12,11 +12,11 @@ import redis
 import requests
 from click.testing import CliRunner, Result
 
+from sandbox import FaultConfig, SandboxConfig, SandboxServer
+from sandbox.testing import serve_sandbox
 from worker.athena.tokens import RedisTokenCache, cache_key
 from worker.cli import cli
 from worker.db import upgrade
-from worker.sandbox import FaultConfig, SandboxConfig, SandboxServer
-from worker.sandbox.testing import serve_sandbox
 
 GOOD, EMPTY, FORBIDDEN, UNKNOWN = "195900", "195901", "1128700", "424242"
 SECRET = "sandbox-secret"

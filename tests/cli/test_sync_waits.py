@@ -14,13 +14,13 @@ import redis
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
+from sandbox import SandboxConfig
+from sandbox.server import SandboxServer
+from sandbox.testing import serve_sandbox
 from worker.cli import cli
 from worker.db import upgrade
 from worker.leases import Leases
-from worker.sandbox import SandboxConfig
-from worker.sandbox.server import SandboxServer
-from worker.sandbox.testing import serve_sandbox
-from worker.sync.units import Unit
+from worker.units import Unit
 
 PRACTICE = "195900"
 CONFIG = SandboxConfig(seed=2, departments=3, appointments=60, days=10)

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 import models
-from tasks import (
+from worker.parse import BadRecord
+from worker.resources import (
     all_resources,
     appointment_types,
     appointments,
@@ -17,7 +18,6 @@ from tasks import (
     get_resource,
     providers,
 )
-from worker.parse import BadRecord
 
 P = "195900"
 

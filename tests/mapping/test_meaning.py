@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from tasks import appointment_types, appointments, departments, providers
 from tests.mapping.test_mappers import (
     APPOINTMENT,
     APPOINTMENT_TYPE,
@@ -25,6 +24,7 @@ from tests.mapping.test_mappers import (
 from worker.athena.responses import NonFinite
 from worker.jsonsafe import find_unstorable, json_safe
 from worker.parse import BadRecord
+from worker.resources import appointment_types, appointments, departments, providers
 
 NAN, INF = NonFinite("nan"), NonFinite("inf")  # what the response decoder makes of NaN/Infinity
 

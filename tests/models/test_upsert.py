@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from models import Appointment, Provider
-from worker.sync.upsert import Marked, UpsertCounts, mark_missing, upsert_page
+from worker.store.upsert import Marked, UpsertCounts, mark_missing, upsert_page
 
 T0 = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 T1 = T0 + timedelta(hours=1)

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import requests
 
-from worker.sandbox import SandboxConfig, SandboxServer
-from worker.sandbox.testing import serve_sandbox
+from sandbox import SandboxConfig, SandboxServer
+from sandbox.testing import serve_sandbox
 
 ANCHOR = dt.date(2026, 3, 1)
 PRACTICE = "195900"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from sandbox import SandboxServer
 from tests.sandbox.conftest import ALL_DAYS, BOOKED, PRACTICE, Api, make_config
-from worker.sandbox import SandboxServer
 
 EVERYTHING = {**ALL_DAYS, "showcancelled": "true", "limit": "5000"}
 

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
+from sandbox import FaultConfig
+from sandbox.config import ConfigError
+from sandbox.testing import serve_sandbox
 from tests.sandbox.conftest import PRACTICE, Api, make_config
-from worker.sandbox import FaultConfig
-from worker.sandbox.config import ConfigError
-from worker.sandbox.testing import serve_sandbox
 
 
 def test_token_by_http_basic_has_the_documented_shape(api: Api) -> None:

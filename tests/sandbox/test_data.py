@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 
+from sandbox import SandboxServer
 from tests.sandbox.conftest import PRACTICE, Api, make_config
-from worker.sandbox import SandboxServer
 
 EVERYTHING = {
     "startdate": "01/01/2025",

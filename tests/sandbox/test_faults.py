@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import time
 
+from sandbox import FaultConfig
 from tests.sandbox.conftest import ALL_DAYS, BOOKED, PRACTICE, Api
-from worker.sandbox import FaultConfig
 
 PING = f"/v1/{PRACTICE}/ping"
 

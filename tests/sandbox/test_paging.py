@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from sandbox.testing import serve_sandbox
 from tests.sandbox.conftest import ALL_DAYS, BOOKED, PRACTICE, Api, make_config
-from worker.sandbox.testing import serve_sandbox
 
 # (path, collection, params that list everything, id field)
 ENDPOINTS = [

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from sandbox import FaultConfig, SandboxConfig, SandboxServer
+from sandbox.testing import serve_sandbox
 from worker.db import make_engine, upgrade
 from worker.runtime import Runtime, open_runtime
-from worker.sandbox import FaultConfig, SandboxConfig, SandboxServer
-from worker.sandbox.testing import serve_sandbox
 from worker.settings import Settings, settings_from_env
-from worker.sync.orchestrate import SyncRequest, default_window, expand_resources, run_request
-from worker.sync.runs import RunResult
+from worker.store.runs import RunResult
+from worker.sync.plan import SyncRequest, default_window, expand_resources, run_request
 
 ANCHOR = date(2026, 10, 20)
 PRACTICE = "195900"

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
+from sandbox import FaultConfig, SandboxServer
+from sandbox.appointments import MALFORMED_KINDS
 from tests.sync.conftest import PRACTICE, Harness, _harness
 from worker.athena.responses import NonFinite
-from worker.sandbox import FaultConfig, SandboxServer
-from worker.sandbox.appointments import MALFORMED_KINDS
-from worker.sync.deadletters import BadRecordLetter, add_record_letters
+from worker.store.letters import BadRecordLetter, add_record_letters
 
 # One of each kind of broken record, the NaN, Infinity and negative-duration ones included.
 FAULTS = FaultConfig(malformed_appointments=len(MALFORMED_KINDS), seed=3)

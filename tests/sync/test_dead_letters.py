@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from sandbox import FaultConfig
 from tests.sync.conftest import PRACTICE, Harness
 from worker.cli import cli
 from worker.runtime import open_runtime
-from worker.sandbox import FaultConfig
 from worker.sync.replay import replay_letters
 
 
@@ -130,7 +130,7 @@ def test_record_letter_replay_lands_the_record_once_it_maps(pg: Harness) -> None
 
     from sqlalchemy.orm import Session
 
-    from worker.sync.deadletters import BadRecordLetter, add_record_letters
+    from worker.store.letters import BadRecordLetter, add_record_letters
 
     with Session(h.engine) as session, session.begin():
         add_record_letters(
@@ -201,8 +201,8 @@ def test_orphaned_running_rows_are_failed_by_the_sweep(pg: Harness) -> None:
 
     from sqlalchemy.orm import Session
 
-    from worker.sync.runs import fail_orphaned_runs, start_run
-    from worker.sync.units import Unit
+    from worker.store.runs import fail_orphaned_runs, start_run
+    from worker.units import Unit
 
     now = datetime.now(UTC)
     with Session(pg.engine) as session, session.begin():
@@ -243,7 +243,7 @@ def test_an_incremental_unit_failing_on_two_days_keeps_one_letter(pg: Harness) -
     from datetime import UTC, datetime, timedelta
 
     from worker.runtime import open_runtime
-    from worker.sync.orchestrate import SyncRequest, run_request
+    from worker.sync.plan import SyncRequest, run_request
 
     h = pg
     h.sync("departments")
@@ -270,7 +270,7 @@ def test_replaying_a_stale_record_never_overwrites_newer_data(pg: Harness) -> No
 
     from sqlalchemy.orm import Session
 
-    from worker.sync.deadletters import BadRecordLetter, add_record_letters
+    from worker.store.letters import BadRecordLetter, add_record_letters
 
     h = pg
     h.sync()

@@ -14,6 +14,7 @@ import redis
 from click.testing import CliRunner
 from rich.console import Console
 
+from sandbox import SandboxServer
 from tests.sync.conftest import PRACTICE, Harness, settings_for
 from worker.cli import cli
 from worker.cli.enqueue import result_from_json
@@ -21,13 +22,12 @@ from worker.cli.output import summary_table
 from worker.db import upgrade
 from worker.leases import Leases
 from worker.runtime import open_runtime
-from worker.sandbox import SandboxServer
 from worker.settings import Settings
+from worker.store.runs import Counts, RunResult
 from worker.sync.job import ProgressHook
 from worker.sync.leased import UnitRunner, leased_runner
-from worker.sync.orchestrate import SyncRequest, expand_resources, run_request
-from worker.sync.runs import Counts, RunResult
-from worker.sync.units import Unit
+from worker.sync.plan import SyncRequest, expand_resources, run_request
+from worker.units import Unit
 
 # One department and fewer days than SYNC_WINDOW_DAYS: a reconcile is a single unit whose
 # scope holds every appointment, so any appointment added or deleted is inside it.

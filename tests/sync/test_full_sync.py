@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
+from sandbox import SandboxServer
 from tests.sync.conftest import FORBIDDEN, PRACTICE, Harness, _harness
-from worker.sandbox import SandboxServer
 
 RESOURCE_TABLES = {
     "providers": ("providers", "provider_id", "providerid"),

@@ -116,7 +116,7 @@ def fake(fresh_pg_url: str) -> Iterator[tuple[FakeAthena, Harness]]:
 
 def _sync(h: Harness, resources: str = "all", mode: str = "incremental") -> list[Any]:
     from worker.runtime import open_runtime
-    from worker.sync.orchestrate import SyncRequest, expand_resources, run_request
+    from worker.sync.plan import SyncRequest, expand_resources, run_request
 
     runtime = open_runtime(h.settings)
     try:

@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from tasks.letters import task_failure
 from tests.sync.conftest import PRACTICE, Harness
 from worker.cli import cli
 from worker.runtime import open_runtime
-from worker.sync.deadletters import RETRIABLE_CLASSES, add_request_letter
+from worker.store.letters import RETRIABLE_CLASSES, add_request_letter
+from worker.store.runs import utcnow
 from worker.sync.replay import ReplayOutcome, replay_letters
-from worker.sync.runs import utcnow
-from worker.sync.task_letters import task_failure
 
 PRACTICE_TASK = "tasks.sync_tasks.sync_practice"
 REQUEST = {"resources": ["providers", "appointments"], "practice_id": PRACTICE,
@@ -42,7 +42,7 @@ NOT_A_REQUEST = [PRACTICE, ["patients"]]
 def test_a_task_failed_letter_keeps_a_unit_or_a_practice_request(
     name: str, args: list[Any], kwargs: dict[str, Any], stored: dict[str, Any]
 ) -> None:
-    failure = task_failure(name, args, kwargs, RuntimeError("boom"))
+    failure = task_failure(name, args, kwargs, RuntimeError("boom"), practice=name == PRACTICE_TASK)
     assert failure.task_args == stored
     assert failure.error_class == "task_failed" and failure.task_name == name
 
@@ -61,8 +61,8 @@ def _periodic(h: Harness) -> list[ReplayOutcome]:
 
 def _letter(h: Harness, name: str, args: list[Any]) -> int:
     with open_runtime(h.settings, with_client=False).sessions.begin() as session:
-        add_request_letter(session, task_failure(name, args, {}, RuntimeError()), run_id=None,
-                           now=utcnow())  # fmt: skip
+        failure = task_failure(name, args, {}, RuntimeError(), practice=name == PRACTICE_TASK)
+        add_request_letter(session, failure, run_id=None, now=utcnow())
     return int(h.rows("dead_letters", f"task_name = '{name}'")[0]["id"])
 
 

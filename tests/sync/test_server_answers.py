@@ -10,15 +10,15 @@ import pytest
 import redis
 from structlog.testing import capture_logs
 
-from tasks.sync_tasks import fan_out
+from sandbox import FaultConfig, SandboxServer
 from tests.athena.conftest import debug_logs as debug_logs
 from tests.sync.conftest import PRACTICE, _harness, settings_for
 from tests.sync.test_full_sync import assert_matches_truth
 from worker.leases import Leases
 from worker.runtime import open_runtime
-from worker.sandbox import FaultConfig, SandboxServer
-from worker.sync.orchestrate import SyncRequest, expand_resources
-from worker.sync.units import Unit
+from worker.sync.leased import leased_runner
+from worker.sync.plan import SyncRequest, expand_resources, fan_out
+from worker.units import Unit
 
 Sandbox = Callable[..., SandboxServer]
 
@@ -87,7 +87,10 @@ def test_a_celery_fan_out_goes_on_past_a_403_on_departments(
         try:
             leases = Leases(connection, prefix=redis_prefix, ttl=30)
             request = SyncRequest(expand_resources(["all"]), (PRACTICE,))
-            plan = fan_out(runtime.context(), leases, request, PRACTICE, _collect(sent))
+            plan = fan_out(
+                runtime.context(), request, PRACTICE, run=leased_runner(leases),
+                send=_collect(sent), retry_later=True,
+            )  # fmt: skip
         finally:
             runtime.close()
             connection.close()

@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
+from sandbox import FaultConfig
 from tests.sync.conftest import PRACTICE, Harness
 from worker.leases import LeaseLost
 from worker.runtime import open_runtime
-from worker.sandbox import FaultConfig
 from worker.sync.replay import replay_letters
 from worker.sync.runner import run_unit
-from worker.sync.units import Unit
+from worker.units import Unit
 
 
 class SoftTimeLimitExceeded(Exception):
@@ -108,7 +108,7 @@ def test_fencing_tokens_only_move_forward(pg: Harness) -> None:
 
     from sqlalchemy.orm import Session
 
-    from worker.sync.state import claim_fence
+    from worker.store.fences import claim_fence
 
     now = datetime.now(UTC)
     with Session(pg.engine) as session, session.begin():
@@ -124,7 +124,7 @@ def test_a_stale_lease_holder_cannot_write_after_its_successor(pg: Harness) -> N
 
     from sqlalchemy.orm import Session
 
-    from worker.sync.state import claim_fence
+    from worker.store.fences import claim_fence
 
     unit = Unit("providers", PRACTICE)
     with Session(pg.engine) as session, session.begin():  # the successor (token 10) wrote

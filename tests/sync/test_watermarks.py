@@ -18,6 +18,7 @@ import structlog
 from click.testing import CliRunner
 from structlog.testing import capture_logs
 
+from sandbox import SandboxServer
 from tests.sync.conftest import PRACTICE, Harness, settings_for
 from worker.athena.client import build_client
 from worker.athena.transport import build_session
@@ -25,11 +26,10 @@ from worker.cli import cli
 from worker.db import make_engine, session_factory, upgrade
 from worker.parse import parse_athena_datetime
 from worker.runtime import Runtime
-from worker.sandbox import SandboxServer
+from worker.store.runs import RunResult, utcnow
 from worker.sync.job import ProgressHook
-from worker.sync.orchestrate import SyncRequest, expand_resources, run_request
-from worker.sync.runs import RunResult, utcnow
-from worker.sync.units import Unit, default_window, split_windows
+from worker.sync.plan import SyncRequest, expand_resources, run_request
+from worker.units import Unit, default_window, split_windows
 
 # Horizon today-20 .. today+35 in 7-day windows: eight windows per department; the data lies on
 # today-15 .. today+29 (plus the DST Sundays nearest today, often outside the horizon).

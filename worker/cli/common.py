@@ -8,12 +8,13 @@ from worker.cli.output import console
 from worker.db import current_revision, head_revision
 from worker.leases import Holder
 from worker.logging import configure_logging
+from worker.resources import DEPARTMENTS
 from worker.runtime import Runtime, open_runtime
 from worker.settings import Settings, load_settings
 from worker.sync.job import SyncContext
-from worker.sync.orchestrate import UnitRunner, live_department_ids
-from worker.sync.runner import run_unit
-from worker.sync.units import Unit
+from worker.sync.leased import LeaseWait
+from worker.sync.plan import UnitRunner, live_department_ids
+from worker.units import Unit
 
 
 def load() -> Settings:
@@ -41,28 +42,20 @@ def runtime_for(settings: Settings, *, with_client: bool = True) -> Runtime:
     return runtime
 
 
-def unit_runner(settings: Settings) -> UnitRunner:
+def unit_runner(runtime: Runtime) -> UnitRunner:
     """With Redis, run each unit under its lease so a manual run never overlaps the workers.
 
     Departments held by another trigger are waited for when none is stored yet (at most
-    ``SYNC_LEASE_SECONDS``, the longest a dead holder's lease blocks them): a practice's
-    appointments are planned from them."""
-    if not settings.redis_url:
-        return run_unit
-    from redis import Redis
-
-    from worker.leases import Leases
-    from worker.sync.leased import LeaseWait, leased_runner
-
-    redis = Redis.from_url(settings.redis_url)
-    leases = Leases(redis, prefix=settings.redis_key_prefix, ttl=settings.lease_seconds)
+    ``SYNC_LEASE_SECONDS``, the longest a dead holder's lease blocks them): a practice's units
+    read by department are planned from them."""
+    settings = runtime.settings
     wait = LeaseWait(settings.lease_seconds, needed=_departments_needed, on_wait=_tell_wait)
-    return leased_runner(leases, wait=wait)
+    return runtime.runner(wait=wait)
 
 
 def _departments_needed(ctx: SyncContext, unit: Unit) -> bool:
     # Appointments are planned from the stored departments: with none yet, they must be read.
-    return unit.resource == "departments" and not live_department_ids(ctx, unit.practice_id)
+    return unit.resource == DEPARTMENTS.name and not live_department_ids(ctx, unit.practice_id)
 
 
 def _tell_wait(unit: Unit, holder: Holder, seconds: float) -> None:

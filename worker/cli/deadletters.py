@@ -105,7 +105,7 @@ def replay_cmd(letter_ids: tuple[int, ...], all_open: bool, dry_run: bool) -> No
     try:
         outcomes = replay_letters(
             runtime.context(), ids=list(letter_ids) or None, all_open=all_open, dry_run=dry_run,
-            run=unit_runner(settings),
+            run=unit_runner(runtime),
         )  # fmt: skip
     finally:
         runtime.close()

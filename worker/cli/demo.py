@@ -11,14 +11,14 @@ import sqlalchemy as sa
 from rich.table import Table
 
 from models import RESOURCE_MODELS, Appointment, DeadLetter
+from sandbox import FaultConfig, SandboxConfig, SandboxServer
 from worker.cli.common import load
 from worker.cli.output import console, print_failures, progress_bar, summary_table
 from worker.cli.sync import exit_code
 from worker.db import upgrade
 from worker.runtime import open_runtime
-from worker.sandbox import FaultConfig, SandboxConfig, SandboxServer
 from worker.settings import Settings
-from worker.sync.orchestrate import SyncRequest, expand_resources, run_request
+from worker.sync.plan import SyncRequest, expand_resources, run_request
 
 
 def _served_days(truth: dict[str, Any]) -> tuple[date, date]:

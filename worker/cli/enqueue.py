@@ -11,9 +11,9 @@ from celery.exceptions import TimeoutError as CeleryTimeout
 
 from worker.cli.output import console, print_failures, summary_table
 from worker.settings import Settings
-from worker.sync.orchestrate import SyncRequest
-from worker.sync.runs import Counts, RunResult
-from worker.sync.units import Unit
+from worker.store.runs import Counts, RunResult
+from worker.sync.plan import SyncRequest
+from worker.units import Unit
 
 COUNT_FIELDS = tuple(Counts.__dataclass_fields__)
 PENDING = object()  # a task not done by the deadline

@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from worker.sync.runs import Counts, RunResult
-from worker.sync.units import Unit
+from worker.store.runs import Counts, RunResult
+from worker.units import Unit
 
 console = Console(width=None if sys.stdout.isatty() else 200)
 COUNT_COLUMNS = ("fetched", "inserted", "updated", "unchanged", "deleted", "dead_lettered")

@@ -9,7 +9,7 @@ from typing import Any
 import click
 import requests
 
-from worker.sandbox.config import ConfigError, FaultConfig, SandboxConfig
+from sandbox.config import ConfigError, FaultConfig, SandboxConfig
 
 DEFAULT_URL = "http://127.0.0.1:8765"
 URL_OPTION = click.option(
@@ -132,7 +132,7 @@ def serve(
     token_ttl: int, token_mints_per_minute: int, quiet: bool, **faults: Any,
 ) -> None:  # fmt: skip
     """Serve the sandbox until interrupted."""
-    from worker.sandbox.server import SandboxServer
+    from sandbox.server import SandboxServer
 
     anchor = _anchor(anchor_date)
     extra: dict[str, Any] = {"anchor_date": anchor} if anchor else {}

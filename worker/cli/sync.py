@@ -12,9 +12,9 @@ from rich.table import Table
 from models import SyncRun
 from worker.cli.common import load, runtime_for, unit_runner
 from worker.cli.output import console, deleted_cell, print_failures, progress_bar, summary_table
-from worker.sync.deadletters import open_counts
-from worker.sync.orchestrate import SyncRequest, expand_resources, run_request
-from worker.sync.runs import RunResult
+from worker.store.letters import open_counts
+from worker.store.runs import RunResult
+from worker.sync.plan import SyncRequest, expand_resources, run_request
 
 RESOURCE_CHOICES = ("providers", "departments", "appointment-types", "appointments", "all")
 
@@ -82,7 +82,7 @@ def sync(
     try:
         with progress_bar(not no_progress) as hook:
             context = runtime.context(on_progress=hook)
-            results = run_request(context, request, run=unit_runner(settings))
+            results = run_request(context, request, run=unit_runner(runtime))
     finally:
         runtime.close()
     console.print(summary_table(results))

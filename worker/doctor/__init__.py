@@ -25,7 +25,7 @@ from worker.doctor.redact import redact_url
 from worker.doctor.report import Check, Report, Verdict
 from worker.doctor.services import configuration, database, redis_check
 from worker.settings import Settings
-from worker.sync.orchestrate import default_window
+from worker.sync.plan import default_window
 
 __all__ = ["Report", "run_doctor"]
 

@@ -6,7 +6,6 @@ from datetime import date
 
 import requests
 
-from tasks import all_resources
 from worker.athena.broker import Minted, TokenBroker
 from worker.athena.errors import AthenaError
 from worker.athena.stats import ClientStats
@@ -21,10 +20,10 @@ from worker.doctor.verdicts import (
     practice_list_failure,
     token_failure,
 )
+from worker.resources import DEPARTMENTS, ReadStrategy, Resource, all_resources
 from worker.settings import Settings
 
 PRACTICE_LIST_LIMIT = 5000
-APPOINTMENTS = "appointments"
 
 
 def scope_granted(asked: str, granted: str | None) -> bool:
@@ -172,15 +171,15 @@ def practice_checks(
         return [ping, *(Check("practice", path, skipped, practice_id=pid) for path in paths)]
     checks = [ping]
     department: str | None = None
-    for name, resource in resources.items():
-        if name == APPOINTMENTS:
-            checks.append(_appointments(prober, pid, department, window))
+    for resource in resources.values():
+        if resource.read == ReadStrategy.BY_DEPARTMENT:
+            checks.append(_by_department(prober, resource, pid, department, window))
             continue
         check, outcome = _probe(
             prober, pid, resource.path, {**resource.params, "limit": "1"}, resource.collection
         )
         checks.append(check)
-        if resource.collection == "departments":
+        if resource is DEPARTMENTS:
             department = _department_id(outcome)
     return checks
 
@@ -192,10 +191,9 @@ def _department_id(outcome: Outcome) -> str | None:
     return str(ident) if isinstance(ident, int | str) and str(ident).strip() else None
 
 
-def _appointments(
-    prober: Prober, pid: str, department: str | None, window: tuple[date, date]
+def _by_department(
+    prober: Prober, resource: Resource, pid: str, department: str | None, window: tuple[date, date]
 ) -> Check:
-    resource = all_resources()[APPOINTMENTS]
     if department is None:
         verdict = Verdict(
             "warn",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,16 +16,15 @@ import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
 from models import DeadLetter
-from tasks import get_resource as resource_for
 from worker.athena.client import AthenaClient, Page
-from worker.parse import ambiguous_eastern
+from worker.resources import get_resource as resource_for
 from worker.settings import Settings
-from worker.sync.deadletters import BadRecordLetter, add_record_letters, resolve_record_letters
+from worker.store.letters import add_record_letters, resolve_record_letters
+from worker.store.rows import write_rows
+from worker.store.runs import Counts, save_progress, utcnow
 from worker.sync.pages import MappedPage, map_records
 from worker.sync.prefetch import fetch_ahead
-from worker.sync.runs import Counts, save_progress, utcnow
-from worker.sync.units import Unit
-from worker.sync.upsert import UpsertCounts, mark_missing, upsert_page
+from worker.units import Unit
 
 log = structlog.get_logger()
 
@@ -43,6 +42,8 @@ class SyncContext:
     settings: Settings
     run_group: str
     task_id: str | None = None
+    task_name: str | None = None
+    """The Celery task running this context's units (kept on their letters), if any."""
     clock: Callable[[], datetime] = utcnow
     on_progress: ProgressHook | None = None
     fence: FenceHook | None = None
@@ -148,7 +149,13 @@ def write_page(job: Job, session: Session, page: Page, mapped: MappedPage) -> Co
     """
     unit, counts = job.unit, replace(job.counts)
     now = job.ctx.clock()
-    result = _upsert(job, session, mapped, now)
+    result, refused = write_rows(
+        session, resource_for(unit.resource), mapped.rows, mapped.sources, run_id=job.run_id,
+        now=now,
+    )  # fmt: skip
+    for letter in refused:
+        mapped.bad.append(letter)
+        mapped.good_ids.remove(str(letter.record_id))
     counts.fetched += len(page.records)
     counts.inserted += result.inserted
     counts.updated += result.updated
@@ -175,129 +182,8 @@ def write_page(job: Job, session: Session, page: Page, mapped: MappedPage) -> Co
     return counts
 
 
-REFUSED = (sa.exc.DataError, sa.exc.IntegrityError)
-
-
-def _upsert(job: Job, session: Session, mapped: MappedPage, now: datetime) -> UpsertCounts:
-    """The page in one statement; if Postgres refuses a value in it (a NUL character, a number
-    too large), find the refused rows one by one in savepoints and dead-letter only them."""
-    resource = resource_for(job.unit.resource)
-    options: dict[str, Any] = {"run_id": job.run_id, "now": now}
-    if session.get_bind().dialect.name != "postgresql":
-        return _guarded(session, resource, mapped.rows, options)
-    try:
-        with session.begin_nested():
-            return _guarded(session, resource, mapped.rows, options)
-    except REFUSED:
-        log.warning("sync.page_refused", rows=len(mapped.rows))
-    total = UpsertCounts()
-    for row, record in zip(list(mapped.rows), list(mapped.sources), strict=True):
-        try:
-            with session.begin_nested():
-                total += _guarded(session, resource, [row], options)
-        except REFUSED as exc:
-            ident = str(row[resource.key_column])
-            reason = f"the database refused the record ({db_reason(exc)})"
-            mapped.bad.append(BadRecordLetter(record, ident, reason))
-            mapped.good_ids.remove(ident)
-    return total
-
-
-def _guarded(
-    session: Session, resource: Any, rows: list[dict[str, Any]], options: dict[str, Any]
-) -> UpsertCounts:
-    """Upsert with the resource's "never older over newer" guard. A guard time in the hour that
-    repeats when daylight time ends was read as its first pass but may mean the second, an hour
-    later: such a row (rare) is written alone, refused only if the stored time is later still."""
-    guard = resource.guard_column
-    if guard is None:
-        return upsert_page(session, resource.model, rows, **options)
-    ordered: list[dict[str, Any]] = []
-    uncertain: list[dict[str, Any]] = []
-    for row in rows:
-        (uncertain if ambiguous_eastern(row.get(guard)) else ordered).append(row)
-    total = upsert_page(session, resource.model, ordered, guard_column=guard, **options)
-    for row in uncertain:
-        ceiling = row[guard] + timedelta(hours=1)
-        total += upsert_page(
-            session, resource.model, [row], guard_column=guard, guard_ceiling=ceiling, **options
-        )
-    return total
-
-
-def db_reason(exc: sa.exc.DBAPIError) -> str:
-    """The driver's error class and SQLSTATE, never its message (it quotes the data)."""
-    orig = exc.orig
-    state = getattr(orig, "sqlstate", None) or getattr(
-        getattr(orig, "diag", None), "sqlstate", None
-    )
-    return f"{type(orig).__name__}, SQLSTATE {state}" if state else type(orig).__name__
-
-
 def map_page(job: Job, records: list[Any], context: dict[str, Any]) -> MappedPage:
     resource = resource_for(job.unit.resource)
     return map_records(
         records, resource=resource, practice_id=job.unit.practice_id, context=context
     )
-
-
-def read_then_mark(
-    job: Job,
-    params: dict[str, Any],
-    mapper: Mapper,
-    model: Any,
-    scope: tuple[Any, ...],
-) -> None:
-    """Read every page, then mark deleted what the complete read did not see.
-
-    The marking is only reached after the last page: a partial read (an error part-way) raises
-    out of the loop and never marks anything. Offset paging over data that changes while it is
-    read can skip a live row (a deletion upstream shifts every later row back), so marking also
-    needs the listing to have held still: every page reported the same ``totalcount`` and the
-    rows read add up to it. Otherwise marking waits for the next complete read, and the run
-    records ``deletions_deferred``. Rows another sync wrote while this one read (another
-    unit's lease: an incremental run during a reconcile) are spared, see ``mark_missing``.
-    """
-    began = job.ctx.clock()  # the clock write_page stamps last_seen_at with
-    seen: set[str] = set()
-    totals: set[int | None] = set()
-    read = 0
-    for page, mapped in mapped_pages(job, params, mapper):
-        seen |= mapped.seen_ids
-        totals.add(page.totalcount)
-        read += len(page.records)
-        with job.ctx.sessions.begin() as session:
-            counts = write_page(job, session, page, mapped)
-        job.counts = counts
-    if totals != {read}:
-        log.warning(
-            "sync.deletions_deferred", totalcounts=sorted(str(t) for t in totals), read=read,
-            reason="the listing changed or gave no totalcount while it was read",
-        )  # fmt: skip
-        job.counts = replace(job.counts, deletions_deferred=True)
-        return
-    _mark(job, model, seen, scope, began)
-
-
-def _mark(job: Job, model: Any, seen: set[str], scope: tuple[Any, ...], began: datetime) -> None:
-    """Mark what the read did not see, sparing rows written since it began (less a margin for
-    the clocks of different worker hosts, which stamp ``last_seen_at``, disagreeing)."""
-    skew = timedelta(seconds=job.ctx.settings.sync_clock_skew_seconds)
-    with job.ctx.sessions.begin() as session:
-        if job.ctx.fence is not None:
-            job.ctx.fence(session, job.unit)
-        if job.ctx.on_progress is not None:
-            job.ctx.on_progress(job.unit, job.counts)  # the lease check, before marking
-        marked = mark_missing(
-            session, model, practice_id=job.unit.practice_id, seen_ids=seen,
-            scope_filter=scope, now=job.ctx.clock(), run_id=job.run_id,
-            spare_written_since=began - skew,
-        )  # fmt: skip
-        counts = replace(
-            job.counts, deleted=job.counts.deleted + marked.deleted,
-            deletions_deferred=job.counts.deletions_deferred or marked.spared > 0,
-        )  # fmt: skip
-        save_progress(session, job.run_id, counts)
-    job.counts = counts
-    if marked.spared:
-        log.info("sync.deletions_deferred", spared=marked.spared, reason="written while read")

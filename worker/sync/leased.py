@@ -11,11 +11,11 @@ import structlog
 from sqlalchemy.orm import Session
 
 from worker.leases import HeldLease, Holder, LeaseLost, Leases
+from worker.store.fences import claim_fence
+from worker.store.runs import Counts, RunResult
 from worker.sync.job import FenceHook, ProgressHook, SyncContext
 from worker.sync.runner import run_unit, skip_unit
-from worker.sync.runs import Counts, RunResult
-from worker.sync.state import claim_fence
-from worker.sync.units import Unit
+from worker.units import Unit
 
 log = structlog.get_logger()
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from worker.parse import BadRecord
-from worker.sync.deadletters import BadRecordLetter
+from worker.store.letters import BadRecordLetter
 
 
 @dataclass

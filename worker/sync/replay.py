@@ -21,15 +21,15 @@ import structlog
 from sqlalchemy.orm import Session
 
 from models import DeadLetter
-from tasks import RESOURCE_MODULES, get_resource
 from worker.parse import BadRecord
-from worker.sync.appointments import department_zones
+from worker.resources import REGISTRY, ReadStrategy, get_resource
+from worker.store.departments import department_zones
+from worker.store.runs import RunResult
+from worker.store.upsert import upsert_page
 from worker.sync.job import SyncContext
-from worker.sync.orchestrate import SyncRequest, default_window, run_practice
+from worker.sync.plan import SyncRequest, default_window, run_practice
 from worker.sync.runner import run_unit
-from worker.sync.runs import RunResult
-from worker.sync.units import Unit
-from worker.sync.upsert import upsert_page
+from worker.units import Unit
 
 log = structlog.get_logger()
 
@@ -219,13 +219,13 @@ def _request_of(letter: DeadLetter) -> SyncRequest | None:
 
 
 def _context_for(session: Session, resource: str, practice_id: str) -> dict[str, Any]:
-    if resource != "appointments":
+    if get_resource(resource).read != ReadStrategy.BY_DEPARTMENT:
         return {}
     return {"timezones": department_zones(session, practice_id)}
 
 
 def _replay_record(ctx: SyncContext, letter: DeadLetter, *, dry_run: bool) -> ReplayOutcome:
-    known = letter.resource in RESOURCE_MODULES
+    known = letter.resource in REGISTRY
     if not known or letter.practice_id is None or letter.record is None:
         return ReplayOutcome(letter.id, "record", "none", "skipped", "resource or record unknown")
     resource = get_resource(letter.resource)

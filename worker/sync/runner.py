@@ -13,15 +13,14 @@ import structlog
 from worker.athena.errors import AthenaError, AuthError, RetriableError
 from worker.leases import LeaseLost
 from worker.logging import safe_summary
-from worker.sync.appointments import sync_appointments
-from worker.sync.deadletters import RequestFailure, add_request_letter, resolve_unit_letters
+from worker.resources import get_resource
+from worker.store.letters import RequestFailure, add_request_letter, resolve_unit_letters
+from worker.store.runs import RunResult, finish_run, record_skipped, start_run
 from worker.sync.job import Job, ProgressHook, SyncContext, has_open_record_letters
-from worker.sync.listings import sync_listing
-from worker.sync.runs import RunResult, finish_run, record_skipped, start_run
-from worker.sync.units import Unit
+from worker.sync.read import READERS
+from worker.units import Unit
 
 log = structlog.get_logger()
-RUN_UNIT_TASK = "tasks.sync_tasks.run_unit"
 # Celery's time-limit exceptions (matched by name: the engine does not depend on Celery).
 TIME_LIMITS = ("SoftTimeLimitExceeded", "TimeLimitExceeded")
 TRANSIENT = (
@@ -31,7 +30,6 @@ TRANSIENT = (
 
 # Re-exported: callers build a SyncContext and hand it to run_unit.
 __all__ = [
-    "RUN_UNIT_TASK",
     "ProgressHook",
     "SyncContext",
     "is_practice_fatal",
@@ -53,10 +51,7 @@ def run_unit(ctx: SyncContext, unit: Unit) -> RunResult:
     log.info("sync.unit_started", unit=unit.key)
     try:
         job.resolve_letters = has_open_record_letters(ctx, unit)
-        if unit.resource == "appointments":
-            sync_appointments(job)
-        else:
-            sync_listing(job)
+        READERS[get_resource(unit.resource).read](job)
     except AthenaError as exc:
         job.count_calls()
         return _fail(job, exc)
@@ -99,7 +94,7 @@ def _crash(job: Job, exc: Exception) -> RunResult:
     failure = RequestFailure(
         resource=unit.resource, practice_id=unit.practice_id, department_id=unit.department_id,
         path=None, params=job.params, error=None, error_class=error_class,
-        message=summary, task_name=RUN_UNIT_TASK, task_args=unit.to_json(),
+        message=summary, task_name=ctx.task_name, task_args=unit.to_json(),
         identity=unit.identity(),
     )  # fmt: skip
     with ctx.sessions.begin() as session:
@@ -126,7 +121,7 @@ def _fail(job: Job, exc: AthenaError) -> RunResult:
         error=exc,
         error_class=error_class,
         message=str(exc),
-        task_name=RUN_UNIT_TASK,
+        task_name=ctx.task_name,
         task_args=unit.to_json(),
         identity=unit.identity(),
     )

@@ -1,4 +1,5 @@
-"""Appointments: per department, in windows of at most a month, always with cancellations.
+"""Resources read by department (``ReadStrategy.BY_DEPARTMENT``; appointments): one unit per
+department, in windows of at most a month, times mapped with the department's zone.
 
 ``incremental`` reads what changed since the department's watermark; the new watermark is
 committed with the final page, and only by a run that covered the whole horizon. It is the newest
@@ -13,63 +14,29 @@ from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.orm import Session
-
-from models import Appointment, Department
-from tasks import get_resource as resource_for
-from worker.parse import BadRecord, to_eastern_param, zone_from_offset, zone_info
-from worker.sync import state
-from worker.sync.job import Job, map_page, pages_in_turn, read_then_mark, write_page
-from worker.sync.units import Unit, default_window, split_windows
+from worker.parse import to_eastern_param
+from worker.resources import get_resource as resource_for
+from worker.store import watermarks
+from worker.store.departments import department_zones
+from worker.sync.job import Job, map_page, pages_in_turn, write_page
+from worker.sync.read.complete import read_then_mark
+from worker.units import Unit, default_window, split_windows
 
 
-def department_zones(session: Session, practice_id: str) -> dict[str, str]:
-    """Department id -> IANA zone name, from the departments already synced.
-
-    A department whose ``timezonename`` is missing or unknown falls back to the US zone its
-    standard offset and DST flag name (both must be present); otherwise it is left out, so its
-    appointments are dead-lettered, not stored at a guessed instant.
-    """
-    rows = session.execute(
-        sa.select(
-            Department.department_id,
-            Department.timezone_name,
-            Department.timezone_offset,
-            Department.does_not_observe_dst,
-        ).where(Department.practice_id == practice_id)
-    )
-    zones = {
-        str(dept): (name if _known_zone(name) else None)
-        or (None if no_dst is None else zone_from_offset(offset, not no_dst))
-        for dept, name, offset, no_dst in rows
-    }
-    return {dept: zone for dept, zone in zones.items() if zone}
-
-
-def _known_zone(name: str | None) -> bool:
-    if not name:
-        return False
-    try:
-        zone_info(name)
-    except BadRecord:
-        return False
-    return True
-
-
-def _appointment_params(unit: Unit, start: date, end: date) -> dict[str, Any]:
+def _window_params(unit: Unit, start: date, end: date) -> dict[str, Any]:
     return {
-        **resource_for("appointments").params,
+        **resource_for(unit.resource).params,
         "departmentid": unit.department_id,
         "startdate": start.strftime("%m/%d/%Y"),
         "enddate": end.strftime("%m/%d/%Y"),
     }
 
 
-def sync_appointments(job: Job) -> None:
+def read_by_department(job: Job) -> None:
+    """One department's unit: ``reconcile`` one window, or ``incremental`` from the watermark."""
     unit = job.unit
     if unit.window_start is None or unit.window_end is None or unit.department_id is None:
-        raise ValueError(f"an appointments unit needs a department and a window: {unit.key}")
+        raise ValueError(f"a {unit.resource} unit needs a department and a window: {unit.key}")
     with job.ctx.sessions() as session:
         context = {"timezones": department_zones(session, unit.practice_id)}
     if unit.mode == "reconcile":
@@ -80,14 +47,15 @@ def sync_appointments(job: Job) -> None:
 
 def _reconcile_window(job: Job, start: date, end: date, context: dict[str, Any]) -> None:
     """Read one whole window, then mark what vanished from it (only after a complete read)."""
+    model = resource_for(job.unit.resource).model
     scope = (
-        Appointment.department_id == job.unit.department_id,
-        Appointment.local_date >= start,
-        Appointment.local_date <= end,
+        model.department_id == job.unit.department_id,  # type: ignore[attr-defined]
+        model.local_date >= start,  # type: ignore[attr-defined]
+        model.local_date <= end,  # type: ignore[attr-defined]
     )
     read_then_mark(
-        job, _appointment_params(job.unit, start, end),
-        lambda records: map_page(job, records, context), Appointment, scope,
+        job, _window_params(job.unit, start, end),
+        lambda records: map_page(job, records, context), model, scope,
     )  # fmt: skip
 
 
@@ -105,7 +73,7 @@ def _incremental(job: Job, start: date, end: date, context: dict[str, Any]) -> N
     ctx, unit = job.ctx, job.unit
     scope = str(unit.department_id)
     with ctx.sessions() as session:
-        watermark = state.get_watermark(session, unit.practice_id, "appointments", scope)
+        watermark = watermarks.get_watermark(session, unit.practice_id, unit.resource, scope)
     advance = _covers_horizon(job, start, end)
     listings = _listings(job, start, end, watermark)
     mapper = partial(map_page, job, context=context)
@@ -114,12 +82,12 @@ def _incremental(job: Job, start: date, end: date, context: dict[str, Any]) -> N
         assert mapped is not None
         if index == 0 and page.number == 1 and page.server_time is not None:
             began = page.server_time
-        newest = _newest(newest, mapped.rows)
+        newest = _newest(newest, mapped.rows, resource_for(unit.resource).guard_column)
         with ctx.sessions.begin() as session:
             counts = write_page(job, session, page, mapped)
             if advance and page.last and index == len(listings) - 1:
-                state.set_watermark(
-                    session, unit.practice_id, "appointments", scope, _bounded(newest, began),
+                watermarks.set_watermark(
+                    session, unit.practice_id, unit.resource, scope, _bounded(newest, began),
                     run_id=job.run_id, now=ctx.clock(),
                 )  # fmt: skip
         job.counts = counts
@@ -130,7 +98,7 @@ def _listings(job: Job, start: date, end: date, watermark: datetime | None) -> l
     overlap = timedelta(seconds=job.ctx.settings.sync_lastmodified_overlap_seconds)
     listings = []
     for w_start, w_end in split_windows(start, end, job.ctx.settings.sync_window_days):
-        params = _appointment_params(job.unit, w_start, w_end)
+        params = _window_params(job.unit, w_start, w_end)
         if watermark is not None:
             params["startlastmodified"] = to_eastern_param(watermark - overlap)
         listings.append(params)
@@ -160,8 +128,12 @@ def _bounded(newest: datetime | None, began: datetime) -> datetime:
     return began if newest is None else min(newest, began)
 
 
-def _newest(current: datetime | None, rows: list[dict[str, Any]]) -> datetime | None:
-    stamps = [r["last_modified_at"] for r in rows if r.get("last_modified_at") is not None]
+def _newest(
+    current: datetime | None, rows: list[dict[str, Any]], column: str | None
+) -> datetime | None:
+    """The newest change time (the guard column, ``last_modified_at``) of ``rows`` and
+    ``current``."""
+    stamps = [r[column] for r in rows if column and r.get(column) is not None]
     if not stamps:
         return current
     best = max(stamps)

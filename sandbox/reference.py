@@ -8,7 +8,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from worker.sandbox import clock
+from sandbox import clock
 
 Record = dict[str, Any]
 

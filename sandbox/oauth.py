@@ -7,9 +7,9 @@ import binascii
 import hmac
 from urllib.parse import parse_qsl
 
-from worker.sandbox.config import DEFAULT_SCOPE
-from worker.sandbox.response import Headers, Response, api_json
-from worker.sandbox.tokens import MintLimited, TokenIssuer
+from sandbox.config import DEFAULT_SCOPE
+from sandbox.response import Headers, Response, api_json
+from sandbox.tokens import MintLimited, TokenIssuer
 
 NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
 

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from models import SyncRun
-from worker.sync.units import Unit
+from worker.units import Unit
 
 
 def utcnow() -> datetime:

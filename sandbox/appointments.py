@@ -10,8 +10,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from worker.sandbox import clock
-from worker.sandbox.reference import Record, Reference
+from sandbox import clock
+from sandbox.reference import Record, Reference
 
 STATUSES = ("f", "x", "o", "2", "3", "4")
 CANCEL_REASONS = (

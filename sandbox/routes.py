@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from worker.sandbox.appointments import render_json
-from worker.sandbox.query import ApiError, Params, booked_filter, page_body
-from worker.sandbox.reference import Record
-from worker.sandbox.store import PracticeStore, with_providerlist
+from sandbox.appointments import render_json
+from sandbox.query import ApiError, Params, booked_filter, page_body
+from sandbox.reference import Record
+from sandbox.store import PracticeStore, with_providerlist
 
 if TYPE_CHECKING:
-    from worker.sandbox.api import Sandbox
+    from sandbox.api import Sandbox
 
 SINGLE = {
     "providers": "{providerid}",

@@ -10,12 +10,12 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from typing import Any
 
-from worker.sandbox import appointments as appts
-from worker.sandbox import clock, reference
-from worker.sandbox.appointments import Appointment
-from worker.sandbox.config import SandboxConfig
-from worker.sandbox.query import BookedFilter
-from worker.sandbox.reference import Record
+from sandbox import appointments as appts
+from sandbox import clock, reference
+from sandbox.appointments import Appointment
+from sandbox.config import SandboxConfig
+from sandbox.query import BookedFilter
+from sandbox.reference import Record
 
 SANDBOX_USER = "API-SANDBOX"
 

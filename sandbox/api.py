@@ -12,17 +12,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from worker.sandbox import routes
-from worker.sandbox.cache import PageCache
-from worker.sandbox.clock import ServerClock
-from worker.sandbox.config import FaultConfig, SandboxConfig
-from worker.sandbox.faults import FaultInjector
-from worker.sandbox.oauth import token_endpoint
-from worker.sandbox.query import ApiError, Params
-from worker.sandbox.response import JSON, Headers, Response, api_json
-from worker.sandbox.stats import Stats
-from worker.sandbox.store import Mutation, PracticeStore
-from worker.sandbox.tokens import TokenIssuer, TokenState
+from sandbox import routes
+from sandbox.cache import PageCache
+from sandbox.clock import ServerClock
+from sandbox.config import FaultConfig, SandboxConfig
+from sandbox.faults import FaultInjector
+from sandbox.oauth import token_endpoint
+from sandbox.query import ApiError, Params
+from sandbox.response import JSON, Headers, Response, api_json
+from sandbox.stats import Stats
+from sandbox.store import Mutation, PracticeStore
+from sandbox.tokens import TokenIssuer, TokenState
 
 TOKEN_PATH = "/oauth2/v1/token"
 UNKNOWN_PATH = {"error": "Unknown API path."}

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from worker.sandbox.config import FaultConfig
+from sandbox.config import FaultConfig
 
 JSON = "application/json;charset=UTF-8"
 HTML = "text/html"

@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 from models import DeadLetter
 from worker.athena.errors import AthenaError
 from worker.jsonsafe import is_non_finite, non_finite_name
-from worker.sync.dialect import insert_for
-from worker.sync.units import Unit
+from worker.store.dialect import insert_for
+from worker.units import Unit
 
 log = structlog.get_logger()
 

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from worker.sandbox.appointments import render_json
+from sandbox.appointments import render_json
 
 JSON = "application/json;charset=UTF-8"
 

@@ -31,7 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from models import BOOKKEEPING_COLUMNS, Base, UTCDateTime
-from worker.sync.pgsource import pg_payload, pg_source
+from worker.store.payload import pg_payload, pg_source
 
 # Both drivers cap bind parameters per statement (SQLite 32766, Postgres 65535); a page wider
 # than this is split into as few statements as fit.

@@ -1,15 +1,17 @@
-"""``Resource``: what one athenahealth collection is, as a frozen value.
+"""``Resource``: what one athenahealth collection is, and how it is read, as a frozen value.
 
-A resource module (``tasks/providers.py`` …) declares ``RESOURCE = Resource(...)`` next to its pure
-``to_row``. The sync engine reads everything it needs from that value: where to GET, which key
-holds the list, which field is the id, which table the rows go to and which query parameters to
-always send. Nothing here talks to the network or the database.
+A resource module (``worker/resources/providers.py`` …) declares ``RESOURCE = Resource(...)`` next
+to its pure ``to_row``. The sync engine reads everything it needs from that value: where to GET,
+which key holds the list, which field is the id, which table the rows go to, which query
+parameters to always send and *how it is read* (:class:`ReadStrategy`): the engine dispatches on
+the strategy, never on a resource's name. Nothing here talks to the network or the database.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
@@ -18,6 +20,18 @@ from worker.jsonsafe import find_unstorable
 from worker.parse import BadRecord, parse_id
 
 RowMapper = Callable[..., dict[str, Any]]
+
+
+class ReadStrategy(StrEnum):
+    """How the engine reads a resource."""
+
+    LISTING = "listing"
+    """A complete listing per practice (one unit); rows missing from it are marked deleted."""
+    BY_DEPARTMENT = "by-department"
+    """Per department (one unit each) in date windows of department-local days: ``incremental``
+    reads what changed since the department's watermark, ``reconcile`` reads whole windows and
+    marks what vanished. Rows are mapped with the department zones (``timezones``), so the
+    practice's departments are read first."""
 
 
 def _frozen(params: Mapping[str, str]) -> Mapping[str, str]:
@@ -44,9 +58,17 @@ class Resource:
     """Query parameters always sent (``showcancelled=true`` …)."""
     guard_column: str | None = None
     """Column an upsert must never move backwards (``last_modified_at`` for appointments)."""
+    read: ReadStrategy = ReadStrategy.LISTING
+    """How the engine reads it."""
+    visible_params: Mapping[str, str] | None = None
+    """When set, the listing is also read with these parameters only (e.g. departments without
+    ``showalldepartments``, which omits portal-hidden ones) and each record is mapped with
+    ``hidden`` = whether that listing left it out."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", _frozen(self.params))
+        if self.visible_params is not None:
+            object.__setattr__(self, "visible_params", _frozen(self.visible_params))
 
     def record_id(self, record: Any) -> str | None:
         """The record's id as text if it has a usable one, else None (for dead letters)."""

@@ -10,11 +10,11 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-from worker.sandbox.admin import handle_admin
-from worker.sandbox.api import Sandbox
-from worker.sandbox.config import FaultConfig, SandboxConfig
-from worker.sandbox.response import Response
-from worker.sandbox.store import Mutation
+from sandbox.admin import handle_admin
+from sandbox.api import Sandbox
+from sandbox.config import FaultConfig, SandboxConfig
+from sandbox.response import Response
+from sandbox.store import Mutation
 
 # (method, path, status, seconds): never the query, headers or body (tokens live there).
 RequestHook = Callable[[str, str, int, float], None]

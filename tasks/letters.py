@@ -12,21 +12,26 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from worker.logging import safe_summary
-from worker.sync.deadletters import RequestFailure
-from worker.sync.orchestrate import SyncRequest
-from worker.sync.units import Unit
+from worker.store.letters import RequestFailure
+from worker.sync.plan import SyncRequest
+from worker.units import Unit
 
-PRACTICE_TASK = "tasks.sync_tasks.sync_practice"
 PRACTICE_ARGS = ("practice_id", "resources", "mode", "start", "end")  # its parameters, in order
 
 
 def task_failure(
-    name: str, args: Sequence[Any], kwargs: Mapping[str, Any], exc: BaseException
+    name: str,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    exc: BaseException,
+    *,
+    practice: bool = False,
 ) -> RequestFailure:
-    """The ``task_failed`` letter of task ``name`` called with ``args``/``kwargs``."""
+    """The ``task_failed`` letter of task ``name`` called with ``args``/``kwargs``; ``practice``:
+    the task is a practice's fan-out (its arguments are the practice's request)."""
     unit = kwargs.get("unit", args[0] if args else None)
     unit = unit if isinstance(unit, dict) else {}
-    request = practice_request(args, kwargs) if name == PRACTICE_TASK else None
+    request = practice_request(args, kwargs) if practice else None
     task_args: dict[str, Any] = {"args": list(args), "kwargs": dict(kwargs)}
     if unit:
         task_args = {"unit": unit}

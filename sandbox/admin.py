@@ -18,11 +18,11 @@ import json
 from typing import Any
 from urllib.parse import parse_qsl
 
-from worker.sandbox.api import Sandbox
-from worker.sandbox.clock import fmt_date, fmt_datetime
-from worker.sandbox.config import ConfigError, FaultConfig
-from worker.sandbox.response import Response, admin_json
-from worker.sandbox.store import Mutation
+from sandbox.api import Sandbox
+from sandbox.clock import fmt_date, fmt_datetime
+from sandbox.config import ConfigError, FaultConfig
+from sandbox.response import Response, admin_json
+from sandbox.store import Mutation
 
 COUNTS = ("cancel", "modify", "delete", "add")
 

@@ -1,4 +1,7 @@
-"""Units of sync work: what one run covers, and how a request splits into units."""
+"""Units of sync work: what one run covers, and how a date range splits into windows.
+
+A value below both the engine (which plans and runs units) and the store (which records them).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +10,8 @@ from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from tasks import RESOURCE_MODULES
+from worker.resources import REGISTRY
 
-# In sync order (departments first: appointments need their zones), as tasks declares them.
-RESOURCES = tuple(RESOURCE_MODULES)
-LISTING_RESOURCES = tuple(r for r in RESOURCES if r != "appointments")
 MODES = ("full", "incremental", "reconcile")
 
 
@@ -27,7 +27,7 @@ class Unit:
     window_end: date | None = None
 
     def __post_init__(self) -> None:
-        if self.resource not in RESOURCES:
+        if self.resource not in REGISTRY:
             raise ValueError(f"unknown resource {self.resource!r}")
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}")
@@ -99,7 +99,8 @@ def split_windows(start: date, end: date, max_days: int) -> Iterator[tuple[date,
         cursor = last + timedelta(days=1)
 
 
-def appointment_units(
+def department_units(
+    resource: str,
     practice_id: str,
     department_ids: list[str],
     *,
@@ -108,16 +109,17 @@ def appointment_units(
     end: date,
     max_days: int,
 ) -> list[Unit]:
-    """Appointments fan out per department; reconcile also per window (incremental reads all)."""
+    """A resource read by department fans out per department; reconcile also per window
+    (an incremental unit reads the whole range on its watermark)."""
     units: list[Unit] = []
     for department_id in department_ids:
         if mode == "reconcile":
             units.extend(
-                Unit("appointments", practice_id, mode, department_id, w_start, w_end)
+                Unit(resource, practice_id, mode, department_id, w_start, w_end)
                 for w_start, w_end in split_windows(start, end, max_days)
             )
         else:
             units.append(
-                Unit("appointments", practice_id, "incremental", department_id, start, end)
+                Unit(resource, practice_id, "incremental", department_id, start, end)
             )
     return units

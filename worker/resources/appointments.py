@@ -1,0 +1,125 @@
+"""Appointments: ``GET /appointments/booked?showcancelled=true`` into ``appointments``.
+
+``date`` + ``starttime`` are wall-clock times in the *department's* zone; the caller passes
+``timezones`` (department id -> IANA name, from the ``departments`` table). An appointment whose
+department has no known zone is a bad record: guessing a zone would store a wrong instant.
+Audit times (``lastmodified``, ``scheduleddatetime``, ``cancelleddatetime``, check-in/out) are
+read as US/Eastern (see ``worker.parse``).
+
+The mapper is strict: a record is refused (a dead letter) for a value that cannot be true, not
+only for a wrong type: a NaN/Infinity or a lone surrogate anywhere in it, a duration that is
+negative or longer than a day, a date or audit time outside the years 1900-2100 (README, "Bad
+records").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from models import Appointment
+from worker.parse import (
+    BadRecord,
+    local_to_utc,
+    parse_athena_datetime,
+    parse_bool,
+    parse_date,
+    parse_duration,
+    parse_hhmm,
+    parse_id,
+    parse_str,
+)
+from worker.resources.base import ReadStrategy, Resource, ensure_object, ensure_storable
+
+IDS = {
+    "provider_id": "providerid",
+    "patient_id": "patientid",
+    "appointment_type_id": "appointmenttypeid",
+    "rescheduled_appointment_id": "rescheduledappointmentid",
+    "encounter_id": "encounterid",
+    "template_appointment_id": "templateappointmentid",
+    "template_appointment_type_id": "templateappointmenttypeid",
+    "hl7_provider_id": "hl7providerid",
+    "rendering_provider_id": "renderingproviderid",
+    "cancel_reason_id": "cancelreasonid",
+}
+TEXT = {
+    "appointment_type_name": "appointmenttype",
+    "patient_appointment_type_name": "patientappointmenttypename",
+    "status": "appointmentstatus",
+    "last_modified_by": "lastmodifiedby",
+    "scheduled_by": "scheduledby",
+    "cancelled_by": "cancelledby",
+    "cancel_reason": "cancelreasonname",
+}
+# Zoneless audit timestamps, read as US/Eastern.
+EASTERN_TIMES = {
+    "last_modified_at": "lastmodified",
+    "scheduled_at": "scheduleddatetime",
+    "cancelled_at": "cancelleddatetime",
+    "checkin_at": "checkindatetime",
+    "checkout_at": "checkoutdatetime",
+}
+
+
+def _zone_for(department_id: str, timezones: Mapping[str, str], fallback: str | None) -> str:
+    zone = timezones.get(department_id) or fallback
+    if not zone:
+        raise BadRecord("no time zone known for the appointment's department", "departmentid")
+    return zone
+
+
+def to_row(
+    record: Mapping[str, Any],
+    *,
+    practice_id: str,
+    timezones: Mapping[str, str],
+    fallback_zone: str | None = None,
+    **_context: Any,
+) -> dict[str, Any]:
+    """Map one booked/cancelled appointment to an ``appointments`` row.
+
+    Fields are read in a fixed order (the first bad one is the one reported) straight into the
+    row: this runs for every appointment of every sync, so it builds no intermediate dicts.
+    """
+    get = ensure_storable(ensure_object(record)).get
+    appointment_id = parse_id(get("appointmentid"), "appointmentid")
+    department_id = parse_id(get("departmentid"), "departmentid")
+    row: dict[str, Any] = {
+        "practice_id": practice_id,
+        "appointment_id": appointment_id,
+        "department_id": department_id,
+    }
+    for column, key in IDS.items():
+        row[column] = parse_id(get(key), key, required=False)
+    for column, key in TEXT.items():
+        row[column] = parse_str(get(key), key)
+    zone = _zone_for(department_id, timezones, fallback_zone)
+    local_date = parse_date(get("date"), "date", required=True)
+    local_time = parse_hhmm(get("starttime"), "starttime", required=True)
+    row["start_at"] = local_to_utc(local_date, local_time, zone)
+    row["local_date"] = local_date
+    row["local_time"] = local_time
+    row["timezone_name"] = zone
+    row["duration_minutes"] = parse_duration(get("duration"), "duration")
+    for column, key in EASTERN_TIMES.items():
+        row[column] = parse_athena_datetime(get(key), key)
+    row["cancel_reason_no_show"] = parse_bool(get("cancelreasonnoshow"), "cancelreasonnoshow")
+    row["raw"] = record
+    return row
+
+
+RESOURCE = Resource(
+    name="appointments",
+    path="/appointments/booked",
+    collection="appointments",
+    id_field="appointmentid",
+    model=Appointment,
+    to_row=to_row,
+    key_column="appointment_id",
+    # Without showcancelled, cancellations vanish from the listing and reconcile would mark
+    # them deleted; showcopay=false is documented as faster and copay is not stored.
+    params={"showcancelled": "true", "showcopay": "false"},
+    guard_column="last_modified_at",
+    read=ReadStrategy.BY_DEPARTMENT,
+)

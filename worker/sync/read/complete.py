@@ -1,0 +1,77 @@
+"""Complete reads: every page of a listing, then what it did not see marked deleted."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+
+from worker.store.runs import save_progress
+from worker.store.upsert import mark_missing
+from worker.sync.job import Job, Mapper, mapped_pages, write_page
+
+log = structlog.get_logger()
+
+
+def read_then_mark(
+    job: Job,
+    params: dict[str, Any],
+    mapper: Mapper,
+    model: Any,
+    scope: tuple[Any, ...],
+) -> None:
+    """Read every page, then mark deleted what the complete read did not see.
+
+    The marking is only reached after the last page: a partial read (an error part-way) raises
+    out of the loop and never marks anything. Offset paging over data that changes while it is
+    read can skip a live row (a deletion upstream shifts every later row back), so marking also
+    needs the listing to have held still: every page reported the same ``totalcount`` and the
+    rows read add up to it. Otherwise marking waits for the next complete read, and the run
+    records ``deletions_deferred``. Rows another sync wrote while this one read (another
+    unit's lease: an incremental run during a reconcile) are spared, see ``mark_missing``.
+    """
+    began = job.ctx.clock()  # the clock write_page stamps last_seen_at with
+    seen: set[str] = set()
+    totals: set[int | None] = set()
+    read = 0
+    for page, mapped in mapped_pages(job, params, mapper):
+        seen |= mapped.seen_ids
+        totals.add(page.totalcount)
+        read += len(page.records)
+        with job.ctx.sessions.begin() as session:
+            counts = write_page(job, session, page, mapped)
+        job.counts = counts
+    if totals != {read}:
+        log.warning(
+            "sync.deletions_deferred", totalcounts=sorted(str(t) for t in totals), read=read,
+            reason="the listing changed or gave no totalcount while it was read",
+        )  # fmt: skip
+        job.counts = replace(job.counts, deletions_deferred=True)
+        return
+    _mark(job, model, seen, scope, began)
+
+
+def _mark(job: Job, model: Any, seen: set[str], scope: tuple[Any, ...], began: datetime) -> None:
+    """Mark what the read did not see, sparing rows written since it began (less a margin for
+    the clocks of different worker hosts, which stamp ``last_seen_at``, disagreeing)."""
+    skew = timedelta(seconds=job.ctx.settings.sync_clock_skew_seconds)
+    with job.ctx.sessions.begin() as session:
+        if job.ctx.fence is not None:
+            job.ctx.fence(session, job.unit)
+        if job.ctx.on_progress is not None:
+            job.ctx.on_progress(job.unit, job.counts)  # the lease check, before marking
+        marked = mark_missing(
+            session, model, practice_id=job.unit.practice_id, seen_ids=seen,
+            scope_filter=scope, now=job.ctx.clock(), run_id=job.run_id,
+            spare_written_since=began - skew,
+        )  # fmt: skip
+        counts = replace(
+            job.counts, deleted=job.counts.deleted + marked.deleted,
+            deletions_deferred=job.counts.deletions_deferred or marked.spared > 0,
+        )  # fmt: skip
+        save_progress(session, job.run_id, counts)
+    job.counts = counts
+    if marked.spared:
+        log.info("sync.deletions_deferred", spared=marked.spared, reason="written while read")
