@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
 
 from sandbox.appointments import render_json
+from sandbox.config import SandboxConfig
 from sandbox.query import ApiError, Params, booked_filter, page_body
 from sandbox.reference import Record
 from sandbox.store import PracticeStore, with_providerlist
 
-if TYPE_CHECKING:
-    from sandbox.api import Sandbox
+
+class Sandbox(Protocol):
+    """What a route reads of the sandbox serving it (``sandbox.api.Sandbox``)."""
+
+    @property
+    def config(self) -> SandboxConfig: ...
+
+    @property
+    def stores(self) -> Mapping[str, PracticeStore]: ...
 
 SINGLE = {
     "providers": "{providerid}",

@@ -7,6 +7,7 @@ reads the environment.
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import context
 from sqlalchemy.engine import Connection
 
@@ -46,12 +47,12 @@ def run_online() -> None:
             context.run_migrations()
         return
 
-    from worker.db import make_engine
-
+    # athena-sync (worker.db.upgrade) always hands a connection; this path is for running
+    # Alembic by hand with a normalized URL (postgresql+psycopg://...).
     url = config.get_main_option("sqlalchemy.url")
     if not url:
         raise RuntimeError("no connection given and sqlalchemy.url is not set")
-    engine = make_engine(url)
+    engine = sa.create_engine(url)
     try:
         with engine.begin() as connection:
             _configure(connection)

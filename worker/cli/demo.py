@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import sys
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import sqlalchemy as sa
 from rich.table import Table
 
 from models import RESOURCE_MODELS, Appointment, DeadLetter
-from sandbox import FaultConfig, SandboxConfig, SandboxServer
 from worker.cli.common import load
 from worker.cli.output import console, print_failures, progress_bar, summary_table
 from worker.cli.sync import exit_code
@@ -19,6 +18,9 @@ from worker.db import upgrade
 from worker.runtime import open_runtime
 from worker.settings import Settings
 from worker.sync.plan import SyncRequest, expand_resources, run_request
+
+if TYPE_CHECKING:  # the sandbox package is imported only when the demo runs
+    from sandbox import SandboxConfig, SandboxServer
 
 
 def _served_days(truth: dict[str, Any]) -> tuple[date, date]:
@@ -55,6 +57,8 @@ def _demo_settings(settings: Settings, server: SandboxServer, config: SandboxCon
 def demo(database_url: str | None, seed: int, appointments: int, faults: bool) -> None:
     """Start the built-in sandbox, sync everything into the database and show what landed."""
     settings = load()
+    from sandbox import FaultConfig, SandboxConfig, SandboxServer
+
     fault_config = FaultConfig(malformed_appointments=5) if faults else FaultConfig()
     config = SandboxConfig(seed=seed, appointments=appointments, faults=fault_config)
     with SandboxServer(config, host="127.0.0.1", port=0) as server:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import requests
 
-from sandbox.config import ConfigError, FaultConfig, SandboxConfig
+if TYPE_CHECKING:  # the sandbox package is imported only when a sandbox verb runs
+    from sandbox.config import FaultConfig
 
 DEFAULT_URL = "http://127.0.0.1:8765"
 URL_OPTION = click.option(
@@ -41,6 +42,8 @@ def _fault_options(command: Any) -> Any:
 
 
 def _faults(values: dict[str, Any]) -> FaultConfig:
+    from sandbox.config import ConfigError, FaultConfig
+
     chosen = {name: value for name, value in values.items() if value is not None}
     try:
         return FaultConfig(**chosen)
@@ -132,6 +135,7 @@ def serve(
     token_ttl: int, token_mints_per_minute: int, quiet: bool, **faults: Any,
 ) -> None:  # fmt: skip
     """Serve the sandbox until interrupted."""
+    from sandbox.config import ConfigError, SandboxConfig
     from sandbox.server import SandboxServer
 
     anchor = _anchor(anchor_date)
