@@ -21,17 +21,19 @@ from worker.sync.plan import SyncRequest, expand_resources, run_request
 
 def settings_for(spec: RunSpec, **extra: str) -> Settings:
     """Settings of a benchmark run: no request budget to speak of, warnings only."""
-    return settings_from_env({
-        "DATABASE_URL": sqlalchemy_url(spec.database_url),
-        "ATHENA_BASE_URL": spec.base_url,
-        "ATHENA_CLIENT_ID": CLIENT_ID,
-        "ATHENA_CLIENT_SECRET": CLIENT_SECRET,
-        "ATHENA_RATE_LIMIT_RPS": "100000",
-        "ATHENA_RATE_LIMIT_BURST": "100000",
-        "ATHENA_PAGE_LIMIT": str(spec.page_limit),
-        "LOG_LEVEL": "WARNING",
-        **extra,
-    })  # fmt: skip
+    return settings_from_env(
+        {
+            "DATABASE_URL": sqlalchemy_url(spec.database_url),
+            "ATHENA_BASE_URL": spec.base_url,
+            "ATHENA_CLIENT_ID": CLIENT_ID,
+            "ATHENA_CLIENT_SECRET": CLIENT_SECRET,
+            "ATHENA_RATE_LIMIT_RPS": "100000",
+            "ATHENA_RATE_LIMIT_BURST": "100000",
+            "ATHENA_PAGE_LIMIT": str(spec.page_limit),
+            "LOG_LEVEL": "WARNING",
+            **extra,
+        }
+    )
 
 
 def loader(spec: RunSpec) -> Callable[[], int]:

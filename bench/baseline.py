@@ -54,66 +54,142 @@ class Target:
 
 def _provider(r: Record) -> Row:
     return (
-        PRACTICE, str(r["providerid"]), r.get("firstname"), r.get("lastname"),
-        r.get("displayname"), r.get("providertype"), r.get("specialty"),
-        None if r.get("npi") is None else str(r["npi"]), json.dumps(r),
-    )  # fmt: skip
+        PRACTICE,
+        str(r["providerid"]),
+        r.get("firstname"),
+        r.get("lastname"),
+        r.get("displayname"),
+        r.get("providertype"),
+        r.get("specialty"),
+        None if r.get("npi") is None else str(r["npi"]),
+        json.dumps(r),
+    )
 
 
 def _department(r: Record) -> Row:
     return (
-        PRACTICE, str(r["departmentid"]), r.get("name"), r.get("timezonename"),
-        r.get("state"), json.dumps(r),
-    )  # fmt: skip
+        PRACTICE,
+        str(r["departmentid"]),
+        r.get("name"),
+        r.get("timezonename"),
+        r.get("state"),
+        json.dumps(r),
+    )
 
 
 def _appointment_type(r: Record) -> Row:
     return (
-        PRACTICE, str(r["appointmenttypeid"]), r.get("name"), r.get("duration"),
-        r.get("generic"), r.get("patient"), json.dumps(r),
-    )  # fmt: skip
+        PRACTICE,
+        str(r["appointmenttypeid"]),
+        r.get("name"),
+        r.get("duration"),
+        r.get("generic"),
+        r.get("patient"),
+        json.dumps(r),
+    )
 
 
 def _appointment(r: Record) -> Row:
     day, start = r.get("date"), r.get("starttime")
     return (
-        PRACTICE, r["appointmentid"], r.get("departmentid"), r.get("providerid"),
-        r.get("patientid"), r.get("appointmenttypeid"), r.get("appointmenttype"),
-        r.get("appointmentstatus"), f"{day} {start}", day, start, r.get("duration"),
-        r.get("lastmodified"), r.get("scheduleddatetime"), r.get("cancelleddatetime"),
-        r.get("cancelreasonname"), json.dumps(r),
-    )  # fmt: skip
+        PRACTICE,
+        r["appointmentid"],
+        r.get("departmentid"),
+        r.get("providerid"),
+        r.get("patientid"),
+        r.get("appointmenttypeid"),
+        r.get("appointmenttype"),
+        r.get("appointmentstatus"),
+        f"{day} {start}",
+        day,
+        start,
+        r.get("duration"),
+        r.get("lastmodified"),
+        r.get("scheduleddatetime"),
+        r.get("cancelleddatetime"),
+        r.get("cancelreasonname"),
+        json.dumps(r),
+    )
 
 
 TEXT, KEY = "text", ("practice_id", "text")
 TARGETS = {
-    "providers": Target("bl_providers", ("practice_id", "provider_id"), (
-        KEY, ("provider_id", TEXT), ("first_name", TEXT), ("last_name", TEXT),
-        ("display_name", TEXT), ("provider_type", TEXT), ("specialty", TEXT), ("npi", TEXT),
-        ("raw", "jsonb"),
-    ), _provider),
-    "departments": Target("bl_departments", ("practice_id", "department_id"), (
-        KEY, ("department_id", TEXT), ("name", TEXT), ("timezone_name", TEXT),
-        ("state", TEXT), ("raw", "jsonb"),
-    ), _department),
-    "appointmenttypes": Target("bl_appointment_types", ("practice_id", "appointment_type_id"), (
-        KEY, ("appointment_type_id", TEXT), ("name", TEXT), ("duration_minutes", "integer"),
-        ("generic", "boolean"), ("patient", "boolean"), ("raw", "jsonb"),
-    ), _appointment_type),
-    "appointments": Target("bl_appointments", ("practice_id", "appointment_id"), (
-        KEY, ("appointment_id", TEXT), ("department_id", TEXT), ("provider_id", TEXT),
-        ("patient_id", TEXT), ("appointment_type_id", TEXT), ("appointment_type_name", TEXT),
-        ("status", TEXT), ("start_at", "timestamptz"), ("local_date", "date"),
-        ("local_time", "time"), ("duration_minutes", "integer"),
-        ("last_modified_at", "timestamptz"), ("scheduled_at", "timestamptz"),
-        ("cancelled_at", "timestamptz"), ("cancel_reason", TEXT), ("raw", "jsonb"),
-    ), _appointment, (
-        # The same secondary indexes as athena-sync's appointments table: Postgres maintains
-        # them on every write for both.
-        "practice_id, department_id, local_date", "practice_id, last_modified_at",
-        "practice_id, patient_id", "practice_id, provider_id, start_at",
-    )),
-}  # fmt: skip
+    "providers": Target(
+        "bl_providers",
+        ("practice_id", "provider_id"),
+        (
+            KEY,
+            ("provider_id", TEXT),
+            ("first_name", TEXT),
+            ("last_name", TEXT),
+            ("display_name", TEXT),
+            ("provider_type", TEXT),
+            ("specialty", TEXT),
+            ("npi", TEXT),
+            ("raw", "jsonb"),
+        ),
+        _provider,
+    ),
+    "departments": Target(
+        "bl_departments",
+        ("practice_id", "department_id"),
+        (
+            KEY,
+            ("department_id", TEXT),
+            ("name", TEXT),
+            ("timezone_name", TEXT),
+            ("state", TEXT),
+            ("raw", "jsonb"),
+        ),
+        _department,
+    ),
+    "appointmenttypes": Target(
+        "bl_appointment_types",
+        ("practice_id", "appointment_type_id"),
+        (
+            KEY,
+            ("appointment_type_id", TEXT),
+            ("name", TEXT),
+            ("duration_minutes", "integer"),
+            ("generic", "boolean"),
+            ("patient", "boolean"),
+            ("raw", "jsonb"),
+        ),
+        _appointment_type,
+    ),
+    "appointments": Target(
+        "bl_appointments",
+        ("practice_id", "appointment_id"),
+        (
+            KEY,
+            ("appointment_id", TEXT),
+            ("department_id", TEXT),
+            ("provider_id", TEXT),
+            ("patient_id", TEXT),
+            ("appointment_type_id", TEXT),
+            ("appointment_type_name", TEXT),
+            ("status", TEXT),
+            ("start_at", "timestamptz"),
+            ("local_date", "date"),
+            ("local_time", "time"),
+            ("duration_minutes", "integer"),
+            ("last_modified_at", "timestamptz"),
+            ("scheduled_at", "timestamptz"),
+            ("cancelled_at", "timestamptz"),
+            ("cancel_reason", TEXT),
+            ("raw", "jsonb"),
+        ),
+        _appointment,
+        (
+            # The same secondary indexes as athena-sync's appointments table: Postgres maintains
+            # them on every write for both.
+            "practice_id, department_id, local_date",
+            "practice_id, last_modified_at",
+            "practice_id, patient_id",
+            "practice_id, provider_id, start_at",
+        ),
+    ),
+}
 
 
 def _ddl(target: Target) -> list[str]:

@@ -77,25 +77,32 @@ def write_chart(report: Report, path: Path) -> None:
         "records/s",
     )
     _stacked(
-        axes[1], labels,
+        axes[1],
+        labels,
         {"client": series("cpu_per_100k", "full"), "Postgres": series("pg_cpu_per_100k", "full")},
         "CPU seconds per 100k records (full load)",
-    )  # fmt: skip
+    )
     _bars(
         axes[2], labels, {r: series("peak_rss_mb", r) for r in ("full", "re-run")}, "peak RSS, MB"
     )
     _bars(
-        axes[3], labels, {"re-run": series("rows_written", "re-run")},
+        axes[3],
+        labels,
+        {"re-run": series("rows_written", "re-run")},
         "rows written by the unchanged re-run",
-    )  # fmt: skip
+    )
     if report.scale and report.scale_options is not None:
         _scaling(axes[4], report)
     else:
         axes[4].axis("off")
     if report.memory:
         sizes = [f"{n:,}" for n, _ in report.memory]
-        _bars(axes[5], sizes, {"athena-sync": [m.peak_rss_mb for _, m in report.memory]},
-              "athena-sync peak RSS (MB) by appointments")  # fmt: skip
+        _bars(
+            axes[5],
+            sizes,
+            {"athena-sync": [m.peak_rss_mb for _, m in report.memory]},
+            "athena-sync peak RSS (MB) by appointments",
+        )
     else:
         axes[5].axis("off")
     figure.suptitle(f"athena-sync benchmark, {report.dataset.get('appointments', '')} appointments")

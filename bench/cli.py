@@ -74,14 +74,19 @@ def parser() -> argparse.ArgumentParser:
     data = p.add_argument_group("dataset (side by side)")
     data.add_argument("--appointments", type=int, default=200_000, help="[200000]")
     data.add_argument("--departments", type=int, default=20, help="[20]")
-    data.add_argument("--days", type=int, default=90, help="days around 2026-10-20, which "
-                      "include the 2026-11-01 DST change [90]")  # fmt: skip
+    data.add_argument(
+        "--days",
+        type=int,
+        default=90,
+        help="days around 2026-10-20, which include the 2026-11-01 DST change [90]",
+    )
     data.add_argument("--page-limit", type=int, default=1000, help="records per page [1000]")
     data.add_argument("--latency-ms", type=int, default=0, help="sandbox delay per request [0]")
     data.add_argument(
-        "--contenders", default="athena-sync,baseline,dlt",
+        "--contenders",
+        default="athena-sync,baseline,dlt",
         help="comma-separated subset of athena-sync,baseline,dlt [all]",
-    )  # fmt: skip
+    )
     scale = p.add_argument_group("scaling")
     scale.add_argument("--scale-workers", type=_ints, default=(1, 2, 4, 8), help="[1,2,4,8]")
     scale.add_argument("--scale-appointments", type=int, default=40_000, help="[40000]")
@@ -92,12 +97,20 @@ def parser() -> argparse.ArgumentParser:
     what.add_argument("--skip-side", action="store_true", help="no side-by-side scenario")
     what.add_argument("--skip-scale", action="store_true", help="no scaling scenario")
     what.add_argument(
-        "--memory-scan", type=_ints, nargs="?", const=(200_000, 1_000_000), default=None,
-        metavar="SIZES", help="also run athena-sync's full sync at these appointment counts and "
+        "--memory-scan",
+        type=_ints,
+        nargs="?",
+        const=(200_000, 1_000_000),
+        default=None,
+        metavar="SIZES",
+        help="also run athena-sync's full sync at these appointment counts and "
         "compare peak RSS [200000,1000000] (slow)",
-    )  # fmt: skip
-    what.add_argument("--profile", action="store_true", help="add a cProfile of athena-sync's "
-                      "full load (an extra, separate run) to RESULTS.md")  # fmt: skip
+    )
+    what.add_argument(
+        "--profile",
+        action="store_true",
+        help="add a cProfile of athena-sync's full load (an extra, separate run) to RESULTS.md",
+    )
     where = p.add_argument_group("services and output")
     where.add_argument("--pg-admin-url", default=DEFAULT_ADMIN_URL, help=f"[{DEFAULT_ADMIN_URL}]")
     where.add_argument("--redis-url", default="redis://127.0.0.1:6379/0", help="[%(default)s]")
@@ -158,9 +171,15 @@ def memory_scan(args: argparse.Namespace, report: Report) -> None:
         with SandboxProcess(spec) as sandbox:
             dataset = measure_dataset(sandbox.url, spec.window)
             [result] = run_contender(
-                CONTENDERS["athena-sync"], sandbox, dataset, admin_url=args.pg_admin_url,
-                window=spec.window, page_limit=args.page_limit, warm=False, rerun=False,
-            )  # fmt: skip
+                CONTENDERS["athena-sync"],
+                sandbox,
+                dataset,
+                admin_url=args.pg_admin_url,
+                window=spec.window,
+                page_limit=args.page_limit,
+                warm=False,
+                rerun=False,
+            )
         report.memory.append((size, result))
 
 
@@ -168,10 +187,14 @@ def scaling(args: argparse.Namespace, report: Report) -> None:
     """Scenario 2."""
     spec = DatasetSpec(args.scale_appointments, args.departments, args.days)
     options = ScaleOptions(
-        workers=args.scale_workers, latency_ms=args.scale_latency_ms, rps=args.scale_rps,
-        page_limit=args.scale_page_limit, window=spec.window, admin_url=args.pg_admin_url,
+        workers=args.scale_workers,
+        latency_ms=args.scale_latency_ms,
+        rps=args.scale_rps,
+        page_limit=args.scale_page_limit,
+        window=spec.window,
+        admin_url=args.pg_admin_url,
         redis_url=args.redis_url,
-    )  # fmt: skip
+    )
     print(
         f"scaling ({args.scale_appointments:,} appointments, {options.latency_ms} ms latency, "
         f"{options.rps:g} req/s budget):"
@@ -186,12 +209,14 @@ def write(report: Report, output: Path) -> None:
     output.mkdir(parents=True, exist_ok=True)
     (output / "RESULTS.md").write_text(render(report))
     payload = {
-        "command": report.command, "started": report.started.isoformat(),
-        "machine": report.machine, "dataset": report.dataset,
+        "command": report.command,
+        "started": report.started.isoformat(),
+        "machine": report.machine,
+        "dataset": report.dataset,
         "side": [m.to_json() for m in report.side],
         "scale": [p.to_json() for p in report.scale],
         "memory": [{"appointments": n, **m.to_json()} for n, m in report.memory],
-    }  # fmt: skip
+    }
     (output / "results.json").write_text(json.dumps(payload, indent=2) + "\n")
     print(f"wrote {output / 'RESULTS.md'} and {output / 'results.json'}")
     if not report.side:

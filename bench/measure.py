@@ -73,8 +73,11 @@ class Measurement:
     def to_json(self) -> dict[str, Any]:
         """A flat JSON summary (results.json)."""
         return {
-            "contender": self.contender, "run": self.run, "records": self.records,
-            "fetched": self.fetched, "seconds": round(self.seconds, 3),
+            "contender": self.contender,
+            "run": self.run,
+            "records": self.records,
+            "fetched": self.fetched,
+            "seconds": round(self.seconds, 3),
             "records_per_second": round(self.records_per_second),
             "cpu_seconds": round(self.cpu_seconds, 3),
             "cpu_per_100k": round(self.cpu_per_100k, 3),
@@ -82,13 +85,18 @@ class Measurement:
             "peak_rss_mb": round(self.peak_rss_mb, 1),
             "pg_cpu_seconds": round(self.pg_cpu_seconds, 3),
             "pg_cpu_per_100k": round(self.pg_cpu_per_100k, 3),
-            "api_requests": self.stats.api_requests, "token_requests": self.stats.token_requests,
-            "token_mints": self.stats.token_mints, "throttled_429": self.stats.throttled,
-            "pages_floor": self.pages_floor, "plan_pages": self.plan_pages,
-            "rows_written": self.rows_written, "other_rows_written": self.other_rows_written,
-            "rows_held": self.rows_held, "rows_expected": self.rows_expected,
+            "api_requests": self.stats.api_requests,
+            "token_requests": self.stats.token_requests,
+            "token_mints": self.stats.token_mints,
+            "throttled_429": self.stats.throttled,
+            "pages_floor": self.pages_floor,
+            "plan_pages": self.plan_pages,
+            "rows_written": self.rows_written,
+            "other_rows_written": self.other_rows_written,
+            "rows_held": self.rows_held,
+            "rows_expected": self.rows_expected,
             "rows_ok": self.rows_ok,
-        }  # fmt: skip
+        }
 
 
 def expected_rows(dataset: Dataset) -> dict[str, int]:

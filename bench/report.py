@@ -169,11 +169,13 @@ def _memory_rows(report: Report, ours: Measurement) -> list[Row]:
     if len(report.memory) >= 2:
         (small, low), (large, high) = report.memory[0], report.memory[-1]
         growth = _ratio(high.peak_rss_mb, low.peak_rss_mb) - 1
-        rows.append((
-            f"peak RSS flat (within 10%) from {small:,} to {large:,} appointments",
-            f"{low.peak_rss_mb:.0f} → {high.peak_rss_mb:.0f} MB ({growth:+.1%})",
-            _verdict(abs(growth) <= 0.10),
-        ))  # fmt: skip
+        rows.append(
+            (
+                f"peak RSS flat (within 10%) from {small:,} to {large:,} appointments",
+                f"{low.peak_rss_mb:.0f} → {high.peak_rss_mb:.0f} MB ({growth:+.1%})",
+                _verdict(abs(growth) <= 0.10),
+            )
+        )
     else:
         rows.append(("peak RSS flat from 200k to 1M", "not measured (add --memory-scan)", "—"))
     return rows
@@ -183,24 +185,30 @@ def _correctness_rows(report: Report, ours: Measurement) -> list[Row]:
     rows: list[Row] = []
     again = report.find(ATHENA, "re-run")
     if again is not None:
-        rows.append((
-            "an unchanged re-sync writes 0 rows",
-            f"{again.rows_written} record rows ({again.other_rows_written} bookkeeping rows)",
-            _verdict(again.rows_written == 0),
-        ))  # fmt: skip
+        rows.append(
+            (
+                "an unchanged re-sync writes 0 rows",
+                f"{again.rows_written} record rows ({again.other_rows_written} bookkeeping rows)",
+                _verdict(again.rows_written == 0),
+            )
+        )
     runs = [m for m in (ours, again) if m is not None]
     requests = ", ".join(f"{m.stats.api_requests} for {m.plan_pages}" for m in runs)
-    rows.append((
-        "API requests = pages needed (own plan; floor in the table)",
-        requests,
-        _verdict(all(m.stats.api_requests == m.plan_pages for m in runs)),
-    ))  # fmt: skip
+    rows.append(
+        (
+            "API requests = pages needed (own plan; floor in the table)",
+            requests,
+            _verdict(all(m.stats.api_requests == m.plan_pages for m in runs)),
+        )
+    )
     mints = [m.stats.token_mints for m in runs] + [p.stats.token_mints for p in report.scale]
-    rows.append((
-        "1 token mint per token lifetime, however many processes",
-        f"{', '.join(map(str, mints))} (per run / per N)",
-        _verdict(all(n == 1 for n in mints)),
-    ))  # fmt: skip
+    rows.append(
+        (
+            "1 token mint per token lifetime, however many processes",
+            f"{', '.join(map(str, mints))} (per run / per N)",
+            _verdict(all(n == 1 for n in mints)),
+        )
+    )
     matched = all(m.rows_ok for m in report.side)
     rows.append(("(check) every table holds exactly what the API serves", "", _verdict(matched)))
     return rows

@@ -89,12 +89,27 @@ class SandboxProcess:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         command = [
-            sys.executable, "-c", "from worker.cli import main; main()", "sandbox", "serve",
-            "--port", str(port), "--quiet", "--appointments", str(spec.appointments),
-            "--departments", str(spec.departments), "--days", str(spec.days),
-            "--seed", str(SEED), "--anchor-date", spec.anchor.isoformat(),
-            "--token-mints-per-minute", str(MINTS_PER_MINUTE),
-        ]  # fmt: skip
+            sys.executable,
+            "-c",
+            "from worker.cli import main; main()",
+            "sandbox",
+            "serve",
+            "--port",
+            str(port),
+            "--quiet",
+            "--appointments",
+            str(spec.appointments),
+            "--departments",
+            str(spec.departments),
+            "--days",
+            str(spec.days),
+            "--seed",
+            str(SEED),
+            "--anchor-date",
+            spec.anchor.isoformat(),
+            "--token-mints-per-minute",
+            str(MINTS_PER_MINUTE),
+        ]
         started = time.perf_counter()
         self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
         self._http = requests.Session()

@@ -31,10 +31,21 @@ def cpu_seconds(pid: int) -> float:
 
 def start_server(port: int, appointments: int) -> subprocess.Popen[bytes]:
     command = [
-        sys.executable, "-c", "from worker.cli import main; main()", "sandbox", "serve",
-        "--port", str(port), "--appointments", str(appointments), "--days", "60", "--quiet",
-        "--anchor-date", "03/01/2026",
-    ]  # fmt: skip
+        sys.executable,
+        "-c",
+        "from worker.cli import main; main()",
+        "sandbox",
+        "serve",
+        "--port",
+        str(port),
+        "--appointments",
+        str(appointments),
+        "--days",
+        "60",
+        "--quiet",
+        "--anchor-date",
+        "03/01/2026",
+    ]
     process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
     cpus = sorted(os.sched_getaffinity(0))
     os.sched_setaffinity(process.pid, {cpus[0]})

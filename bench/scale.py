@@ -85,16 +85,21 @@ class ScalePoint:
     def to_json(self) -> dict[str, Any]:
         """A flat JSON summary."""
         return {
-            "workers": self.workers, "seconds": round(self.seconds, 2),
-            "appointments": self.appointments, "units": self.units,
-            "failed_units": self.failed_units, "api_requests": self.stats.api_requests,
-            "worker_requests": self.worker_requests, "throttled_429": self.stats.throttled,
-            "token_mints": self.stats.token_mints, "steady_rps": round(self.steady_rps, 2),
+            "workers": self.workers,
+            "seconds": round(self.seconds, 2),
+            "appointments": self.appointments,
+            "units": self.units,
+            "failed_units": self.failed_units,
+            "api_requests": self.stats.api_requests,
+            "worker_requests": self.worker_requests,
+            "throttled_429": self.stats.throttled,
+            "token_mints": self.stats.token_mints,
+            "steady_rps": round(self.steady_rps, 2),
             "steady_seconds": round(self.steady_seconds, 1),
             "overall_rps": round(self.overall_rps, 2),
             "records_per_second": round(self.records_per_second),
             "peak_rss_mb": round(self.peak_rss_mb, 1),
-        }  # fmt: skip
+        }
 
 
 def worker_env(
@@ -172,9 +177,14 @@ def _setup(env: dict[str, str], window: tuple[date, date]) -> list[dict[str, Any
             if result.status != "succeeded":
                 raise RuntimeError(f"setup {resource}: {result.status} {result.error}")
         units = department_units(
-            "appointments", PRACTICE, live_department_ids(ctx, PRACTICE), mode="reconcile",
-            start=window[0], end=window[1], max_days=settings.sync_window_days,
-        )  # fmt: skip
+            "appointments",
+            PRACTICE,
+            live_department_ids(ctx, PRACTICE),
+            mode="reconcile",
+            start=window[0],
+            end=window[1],
+            max_days=settings.sync_window_days,
+        )
     finally:
         runtime.close()
     return [unit.to_json() for unit in units]

@@ -83,10 +83,15 @@ def run_all(
         try:
             results.extend(
                 run_contender(
-                    contender, sandbox, dataset,
-                    admin_url=admin_url, window=window, page_limit=page_limit, say=say,
+                    contender,
+                    sandbox,
+                    dataset,
+                    admin_url=admin_url,
+                    window=window,
+                    page_limit=page_limit,
+                    say=say,
                 )
-            )  # fmt: skip
+            )
         except ChildFailed as failed:
             say(f"  {contender.label} FAILED (left out of the results): {failed}")
     return results
@@ -110,10 +115,16 @@ def profile(
         warm_cache(sandbox.url, job_plan(dataset, window, windowed=contender.windowed), page_limit)
         path = os.path.join(work, "profile.out")
         spec = RunSpec(
-            contender=contender.name, base_url=sandbox.url, database_url=database_url,
-            start=window[0], end=window[1], page_limit=page_limit, rerun=False,
-            work_dir=work, profile_path=path,
-        )  # fmt: skip
+            contender=contender.name,
+            base_url=sandbox.url,
+            database_url=database_url,
+            start=window[0],
+            end=window[1],
+            page_limit=page_limit,
+            rerun=False,
+            work_dir=work,
+            profile_path=path,
+        )
         measured = measure(contender, spec, sandbox, dataset)
         text = io.StringIO()
         stats = pstats.Stats(path, stream=text)

@@ -54,9 +54,12 @@ def _run(label: str, settings: Any, url: str, window: tuple[date, date], mode: s
     before = requests.get(f"{url}/_sandbox/stats", timeout=5).json()
     runtime = open_runtime(settings)
     request = SyncRequest(
-        resources=expand_resources(["all"]), practices=(PRACTICE,), mode=mode,
-        start=window[0], end=window[1],
-    )  # fmt: skip
+        resources=expand_resources(["all"]),
+        practices=(PRACTICE,),
+        mode=mode,
+        start=window[0],
+        end=window[1],
+    )
     started, cpu_started = time.perf_counter(), time.process_time()
     try:
         results = run_request(runtime.context(), request)
@@ -93,12 +96,18 @@ def main() -> None:
     try:
         with _database(args) as database_url:
             upgrade(database_url)
-            settings = settings_from_env({
-                "DATABASE_URL": database_url, "ATHENA_BASE_URL": server.url,
-                "ATHENA_CLIENT_ID": CLIENT_ID, "ATHENA_CLIENT_SECRET": CLIENT_SECRET,
-                "ATHENA_RATE_LIMIT_RPS": "10000", "ATHENA_RATE_LIMIT_BURST": "10000",
-                "ATHENA_PAGE_LIMIT": str(args.page_limit), "LOG_LEVEL": "WARNING",
-            })  # fmt: skip
+            settings = settings_from_env(
+                {
+                    "DATABASE_URL": database_url,
+                    "ATHENA_BASE_URL": server.url,
+                    "ATHENA_CLIENT_ID": CLIENT_ID,
+                    "ATHENA_CLIENT_SECRET": CLIENT_SECRET,
+                    "ATHENA_RATE_LIMIT_RPS": "10000",
+                    "ATHENA_RATE_LIMIT_BURST": "10000",
+                    "ATHENA_PAGE_LIMIT": str(args.page_limit),
+                    "LOG_LEVEL": "WARNING",
+                }
+            )
             from worker.logging import configure_logging
 
             configure_logging(settings)

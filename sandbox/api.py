@@ -64,8 +64,9 @@ class Sandbox:
             previous = self.faults.faults
             self.faults.configure(faults)
             changed = (previous.malformed_appointments, previous.seed) != (
-                faults.malformed_appointments, faults.seed,
-            )  # fmt: skip
+                faults.malformed_appointments,
+                faults.seed,
+            )
             if changed:
                 for store in self.stores.values():
                     store.set_malformed(faults.malformed_appointments, faults.seed)
@@ -113,9 +114,13 @@ class Sandbox:
         return answer
 
     def _api(
-        self, method: str, parts: list[str], query: str, headers: Headers,
+        self,
+        method: str,
+        parts: list[str],
+        query: str,
+        headers: Headers,
         practice_id: str | None,
-    ) -> Response:  # fmt: skip
+    ) -> Response:
         if not parts or parts[0] != "v1":
             return api_json(404, UNKNOWN_PATH)
         delay = self.faults.latency()

@@ -104,9 +104,16 @@ def _status_fields(rng: random.Random, row: Record, status: str, when: dt.dateti
 
 
 def make_row(
-    rng: random.Random, ref: Reference, *, appointment_id: int, day: dt.date, start: str,
-    department: Record, status: str, modified: dt.datetime,
-) -> Appointment:  # fmt: skip
+    rng: random.Random,
+    ref: Reference,
+    *,
+    appointment_id: int,
+    day: dt.date,
+    start: str,
+    department: Record,
+    status: str,
+    modified: dt.datetime,
+) -> Appointment:
     """One appointment of ``status`` on ``day`` at ``start`` in ``department``."""
     bookable = [t for t in ref.appointmenttypes if t["patient"] and not t["templatetypeonly"]]
     patient_types = bookable or list(ref.appointmenttypes)
@@ -145,11 +152,17 @@ def make_row(
         )
     _status_fields(rng, row, status, modified)
     appointment = Appointment(
-        appointmentid=str(appointment_id), day=day.toordinal(), starttime=start,
-        departmentid=dept_id, providerid=str(provider_id),
-        appointmenttypeid=row["appointmenttypeid"], status=status, patientid=patient_id,
-        lastmodified=dt.datetime.strptime(row["lastmodified"], clock.DATETIME_FORMAT), record=row,
-    )  # fmt: skip
+        appointmentid=str(appointment_id),
+        day=day.toordinal(),
+        starttime=start,
+        departmentid=dept_id,
+        providerid=str(provider_id),
+        appointmenttypeid=row["appointmenttypeid"],
+        status=status,
+        patientid=patient_id,
+        lastmodified=dt.datetime.strptime(row["lastmodified"], clock.DATETIME_FORMAT),
+        record=row,
+    )
     appointment.render()
     return appointment
 
@@ -214,9 +227,17 @@ def generate(
             dept = ref.departments[rng.randrange(len(ref.departments))]
         modified = _moment(rng, oldest, newest)
         rows.append(
-            make_row(rng, ref, appointment_id=next_id, day=day, start=start, department=dept,
-                     status=status, modified=modified)
-        )  # fmt: skip
+            make_row(
+                rng,
+                ref,
+                appointment_id=next_id,
+                day=day,
+                start=start,
+                department=dept,
+                status=status,
+                modified=modified,
+            )
+        )
         next_id += 1 + rng.randrange(3)
     rows.sort(key=lambda a: a.sort_key)
     return rows
@@ -254,11 +275,17 @@ def malformed(rng: random.Random, valid: list[Appointment], count: int) -> list[
         _break(row, kind)
         broken = Appointment(
             appointmentid=new_id if kind != "missing appointmentid" else "",
-            day=source.day, starttime=source.starttime, departmentid=source.departmentid,
-            providerid=source.providerid, appointmenttypeid=source.appointmenttypeid,
-            status=source.status, patientid=source.patientid,
-            lastmodified=source.lastmodified, record=row, malformed=kind,
-        )  # fmt: skip
+            day=source.day,
+            starttime=source.starttime,
+            departmentid=source.departmentid,
+            providerid=source.providerid,
+            appointmenttypeid=source.appointmenttypeid,
+            status=source.status,
+            patientid=source.patientid,
+            lastmodified=source.lastmodified,
+            record=row,
+            malformed=kind,
+        )
         broken.render()
         result.append(broken)
     return result

@@ -10,8 +10,14 @@ from typing import Any
 DEFAULT_SCOPE = "athena/service/Athenanet.MDP.*"
 
 
-_RATES = ("error_rate", "html_502_share", "rate_429", "retry_after_share",
-          "legacy_throttle_rate", "envelope_error_rate")  # fmt: skip
+_RATES = (
+    "error_rate",
+    "html_502_share",
+    "rate_429",
+    "retry_after_share",
+    "legacy_throttle_rate",
+    "envelope_error_rate",
+)
 
 
 class ConfigError(ValueError):

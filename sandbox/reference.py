@@ -13,36 +13,84 @@ from sandbox import clock
 Record = dict[str, Any]
 
 FIRST_NAMES = (
-    "José", "Zoë", "Øyvind", "娜", "Amara", "Mateo", "Priya", "Kwame", "Aiyana", "Lars",
-    "Fatima", "Chen", "Siobhán", "Dmitri", "Leilani", "Björn", "Noor", "Tomás", "Ingrid", "Kofi",
-)  # fmt: skip
+    "José",
+    "Zoë",
+    "Øyvind",
+    "娜",
+    "Amara",
+    "Mateo",
+    "Priya",
+    "Kwame",
+    "Aiyana",
+    "Lars",
+    "Fatima",
+    "Chen",
+    "Siobhán",
+    "Dmitri",
+    "Leilani",
+    "Björn",
+    "Noor",
+    "Tomás",
+    "Ingrid",
+    "Kofi",
+)
 LAST_NAMES = (
-    "Alvarez", "Brennan", "Håland", "李", "Okafor", "Castillo", "Raman", "Mensah", "Begay",
-    "Lindqvist", "Haddad", "Wu", "Ní Bhriain", "Volkov", "Kahale", "Sørensen", "Rahimi",
-    "Peña", "Müller", "Asante",
-)  # fmt: skip
+    "Alvarez",
+    "Brennan",
+    "Håland",
+    "李",
+    "Okafor",
+    "Castillo",
+    "Raman",
+    "Mensah",
+    "Begay",
+    "Lindqvist",
+    "Haddad",
+    "Wu",
+    "Ní Bhriain",
+    "Volkov",
+    "Kahale",
+    "Sørensen",
+    "Rahimi",
+    "Peña",
+    "Müller",
+    "Asante",
+)
 SPECIALTIES = (
-    ("Internal Medicine", "025"), ("Family Medicine", "008"), ("Pediatrics", "037"),
-    ("Cardiology", "006"), ("Dermatology", "007"),
-)  # fmt: skip
+    ("Internal Medicine", "025"),
+    ("Family Medicine", "008"),
+    ("Pediatrics", "037"),
+    ("Cardiology", "006"),
+    ("Dermatology", "007"),
+)
 # (timezonename, city, state): the second department never observes DST.
 ZONES = (
-    ("US/Eastern", "CLAXTON", "GA"), ("US/Arizona", "PHOENIX", "AZ"),
-    ("US/Central", "SAN ANTONIO", "TX"), ("US/Mountain", "DENVER", "CO"),
+    ("US/Eastern", "CLAXTON", "GA"),
+    ("US/Arizona", "PHOENIX", "AZ"),
+    ("US/Central", "SAN ANTONIO", "TX"),
+    ("US/Mountain", "DENVER", "CO"),
     ("US/Pacific", "SAN JOSE", "CA"),
-)  # fmt: skip
+)
 STREETS = ("MAIN ST", "OAK AVE", "STONERIDGE CT", "RÍO GRANDE BLVD", "ELM ST", "HARBOR WAY")
 # (name, duration, generic, patient, templatetypeonly)
 APPOINTMENT_TYPES = (
-    ("Any 15", 15, True, True, False), ("New Patient", 30, False, True, False),
-    ("Follow Up", 15, False, True, False), ("Block Time", 60, False, False, True),
-    ("Physical", 45, False, True, False), ("Télésanté Visit", 20, False, True, False),
-    ("Lunch", 60, False, False, False), ("Any 30", 30, True, True, False),
-    ("Consulta Niño", 30, False, True, False), ("Staff Meeting", 60, False, False, False),
-    ("Annual Wellness", 40, False, True, False), ("Procedure", 60, False, True, False),
-    ("Flu Shot", 15, False, True, False), ("Sick Visit", 20, False, True, False),
-    ("Testt", 15, False, True, False), ("Open Template", 30, True, True, True),
-)  # fmt: skip
+    ("Any 15", 15, True, True, False),
+    ("New Patient", 30, False, True, False),
+    ("Follow Up", 15, False, True, False),
+    ("Block Time", 60, False, False, True),
+    ("Physical", 45, False, True, False),
+    ("Télésanté Visit", 20, False, True, False),
+    ("Lunch", 60, False, False, False),
+    ("Any 30", 30, True, True, False),
+    ("Consulta Niño", 30, False, True, False),
+    ("Staff Meeting", 60, False, False, False),
+    ("Annual Wellness", 40, False, True, False),
+    ("Procedure", 60, False, True, False),
+    ("Flu Shot", 15, False, True, False),
+    ("Sick Visit", 20, False, True, False),
+    ("Testt", 15, False, True, False),
+    ("Open Template", 30, True, True, True),
+)
 
 
 @dataclass(frozen=True)
@@ -123,10 +171,16 @@ def providers(rng: random.Random, count: int, dept_names: list[str]) -> list[Rec
         lab = result[-1]
         lab.clear()
         lab.update(
-            providerid=next_id, lastname="LAB", firstname="GENERIC", displayname="LAB, GENERIC",
-            entitytype="Non-person entity", billable=False, providertype="MD",
-            providertypeid="MD", hideinportal=True,
-        )  # fmt: skip
+            providerid=next_id,
+            lastname="LAB",
+            firstname="GENERIC",
+            displayname="LAB, GENERIC",
+            entitytype="Non-person entity",
+            billable=False,
+            providertype="MD",
+            providertypeid="MD",
+            hideinportal=True,
+        )
     return result
 
 

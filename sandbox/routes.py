@@ -21,6 +21,7 @@ class Sandbox(Protocol):
     @property
     def stores(self) -> Mapping[str, PracticeStore]: ...
 
+
 SINGLE = {
     "providers": "{providerid}",
     "departments": "{departmentid}",

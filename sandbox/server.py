@@ -143,9 +143,15 @@ class SandboxServer:
         self.stop()
 
     def mutate(
-        self, practice_id: str | None = None, *, cancel: int = 0, modify: int = 0, delete: int = 0,
-        add: int = 0, seed: int | None = None,
-    ) -> dict[str, Any]:  # fmt: skip
+        self,
+        practice_id: str | None = None,
+        *,
+        cancel: int = 0,
+        modify: int = 0,
+        delete: int = 0,
+        add: int = 0,
+        seed: int | None = None,
+    ) -> dict[str, Any]:
         """Change appointments; returns what changed (as ``POST /_sandbox/mutate``)."""
         change = Mutation(cancel=cancel, modify=modify, delete=delete, add=add, seed=seed)
         return self.sandbox.mutate(practice_id or self.config.practices[0], change)

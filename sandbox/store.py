@@ -35,9 +35,13 @@ class PracticeStore:
     """Data of one practice. Readers see an immutable snapshot (``served``); writers replace it."""
 
     def __init__(
-        self, practice_id: str, config: SandboxConfig, *, empty: bool = False,
+        self,
+        practice_id: str,
+        config: SandboxConfig,
+        *,
+        empty: bool = False,
         now: Callable[[], dt.datetime] = clock.eastern_now,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self.practice_id = practice_id
         self._config = config
         self._eastern_now = now  # the server's clock, Eastern wall time (stamps `lastmodified`)
@@ -49,9 +53,13 @@ class PracticeStore:
         else:
             self.ref = reference.build(rng, practice_id, sizes, config.anchor_date)
             self._valid = appts.generate(
-                rng, self.ref, count=config.appointments, first=config.first_day,
-                days=config.days, anchor=config.anchor_date,
-            )  # fmt: skip
+                rng,
+                self.ref,
+                count=config.appointments,
+                first=config.first_day,
+                days=config.days,
+                anchor=config.anchor_date,
+            )
         self._malformed: list[Appointment] = []
         self._deleted: list[str] = []
         self._mutations = 0
@@ -161,9 +169,13 @@ class PracticeStore:
         return _replace(row, record, status="x", lastmodified=now)
 
     def _modify(
-        self, rng: random.Random, rows: dict[str, Appointment], appointment_id: str,
-        now: dt.datetime, n: int,
-    ) -> dict[str, Any]:  # fmt: skip
+        self,
+        rng: random.Random,
+        rows: dict[str, Appointment],
+        appointment_id: str,
+        now: dt.datetime,
+        n: int,
+    ) -> dict[str, Any]:
         row = rows[appointment_id]
         record = dict(row.record, lastmodified=clock.fmt_datetime(now), lastmodifiedby=SANDBOX_USER)
         choices = [
@@ -196,9 +208,15 @@ class PracticeStore:
             start = f"{8 + rng.randrange(9):02d}:{rng.choice((0, 15, 30, 45)):02d}"
             dept = self.ref.departments[rng.randrange(len(self.ref.departments))]
             row = appts.make_row(
-                rng, self.ref, appointment_id=next_id, day=day, start=start, department=dept,
-                status="f", modified=now,
-            )  # fmt: skip
+                rng,
+                self.ref,
+                appointment_id=next_id,
+                day=day,
+                start=start,
+                department=dept,
+                status="f",
+                modified=now,
+            )
             record = dict(row.record, scheduleddatetime=clock.fmt_datetime(now))
             record.update(scheduledby=SANDBOX_USER, lastmodifiedby=SANDBOX_USER)
             rows[row.appointmentid] = _replace(row, record)

@@ -54,9 +54,10 @@ def process_state() -> ProcessState:
             runtime = open_runtime(settings, require_redis=True)
             # A count must outlive the gap between two deliveries (at most a visibility timeout).
             deliveries = Deliveries(
-                runtime.redis, prefix=settings.redis_key_prefix,
+                runtime.redis,
+                prefix=settings.redis_key_prefix,
                 ttl=2 * visibility_timeout(settings),
-            )  # fmt: skip
+            )
             _state = ProcessState(runtime, deliveries)
         return _state
 

@@ -42,10 +42,15 @@ def task_failure(
         resource=str(unit.get("resource") or _joined(known.get("resources")) or name),
         practice_id=str(unit.get("practice_id") or known.get("practice_id") or ""),
         department_id=unit.get("department_id"),
-        path=None, params={}, error=None, error_class="task_failed",
-        message=f"{name}: {safe_summary(exc)}", task_name=name, task_args=task_args,
+        path=None,
+        params={},
+        error=None,
+        error_class="task_failed",
+        message=f"{name}: {safe_summary(exc)}",
+        task_name=name,
+        task_args=task_args,
         identity=_identity(unit, task_args),
-    )  # fmt: skip
+    )
 
 
 def practice_request(args: Sequence[Any], kwargs: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -49,9 +49,11 @@ def run_unit(self: Any, unit: dict[str, Any], run_group: str | None = None) -> d
     settings = ctx.settings
     if result.retriable and self.request.retries < settings.task_max_retries:
         countdown = retry_countdown(
-            self.request.retries, retry_after=result.retry_after,
-            cap=settings.retry_after_cap_seconds, base=settings.task_retry_base_seconds,
-        )  # fmt: skip
+            self.request.retries,
+            retry_after=result.retry_after,
+            cap=settings.retry_after_cap_seconds,
+            base=settings.task_retry_base_seconds,
+        )
         log.info("task.retrying", unit=result.unit.key, countdown=round(countdown, 1))
         raise self.retry(countdown=countdown)
     return result.as_json()
@@ -86,9 +88,11 @@ def sync_practice(
     settings = ctx.settings
     if plan.waiting and self.request.retries < settings.task_max_retries:
         wait = retry_countdown(
-            self.request.retries, retry_after=None, cap=settings.retry_after_cap_seconds,
+            self.request.retries,
+            retry_after=None,
+            cap=settings.retry_after_cap_seconds,
             base=settings.task_retry_base_seconds,
-        )  # fmt: skip
+        )
         raise self.retry(countdown=wait)
     if plan.waiting:
         raise RuntimeError(f"departments of practice {practice_id} never became available")
@@ -132,21 +136,29 @@ def replay_dead_letters(self: Any) -> dict[str, Any]:
             log.info("deadletter.replay_skipped", reason="another replay is running")
             return {"skipped": True}
         outcomes = replay_letters(
-            ctx, all_open=True, classes=RETRIABLE_CLASSES,
-            max_attempts=settings.dead_letter_max_attempts, replayable_only=True,
+            ctx,
+            all_open=True,
+            classes=RETRIABLE_CLASSES,
+            max_attempts=settings.dead_letter_max_attempts,
+            replayable_only=True,
             run=state.runtime.runner(),
-        )  # fmt: skip
+        )
         with ctx.sessions.begin() as session:
             purged = purge_expired(session, settings=settings, now=ctx.clock())
             # No unit runs past the hard time limit: a row still running after twice that
             # belongs to a worker that was killed.
             orphaned = fail_orphaned_runs(
-                session, older_than=timedelta(seconds=2 * settings.task_time_limit_seconds),
+                session,
+                older_than=timedelta(seconds=2 * settings.task_time_limit_seconds),
                 now=ctx.clock(),
-            )  # fmt: skip
+            )
     resolved = sum(1 for o in outcomes if o.result == "resolved")
     return {
-        "skipped": False, "replayed": len(outcomes), "resolved": resolved,
-        "purged": purged.letters, "purged_runs": purged.runs, "purged_fences": purged.fences,
+        "skipped": False,
+        "replayed": len(outcomes),
+        "resolved": resolved,
+        "purged": purged.letters,
+        "purged_runs": purged.runs,
+        "purged_fences": purged.fences,
         "orphaned_runs": orphaned,
-    }  # fmt: skip
+    }

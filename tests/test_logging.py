@@ -18,9 +18,10 @@ def _database_error() -> sa.exc.DataError:
     engine = sa.create_engine("sqlite://")
     try:
         raise sa.exc.DataError(
-            "INSERT INTO appointments VALUES (%(payload)s)", {"payload": str(SECRET_RECORD)},
+            "INSERT INTO appointments VALUES (%(payload)s)",
+            {"payload": str(SECRET_RECORD)},
             ValueError("invalid input: Zoë-secret-name"),
-        )  # fmt: skip
+        )
     except sa.exc.DataError as exc:
         return exc
     finally:

@@ -132,9 +132,13 @@ def test_task_names_appear_as_strings_only_in_the_beat_schedule() -> None:
 
 def _run(code: str, **env: str) -> str:
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
         env={"PATH": "/usr/bin:/bin", **env},
-    )  # fmt: skip
+    )
     return result.stdout.strip()
 
 

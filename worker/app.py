@@ -77,9 +77,12 @@ def cron(expression: str) -> crontab:
     """A crontab from five fields: minute hour day-of-month month day-of-week."""
     minute, hour, day_of_month, month_of_year, day_of_week = expression.split()
     return crontab(
-        minute=minute, hour=hour, day_of_month=day_of_month,
-        month_of_year=month_of_year, day_of_week=day_of_week,
-    )  # fmt: skip
+        minute=minute,
+        hour=hour,
+        day_of_month=day_of_month,
+        month_of_year=month_of_year,
+        day_of_week=day_of_week,
+    )
 
 
 def _every(minutes: int, name: str, **kwargs: Any) -> dict[str, Any]:

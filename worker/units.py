@@ -119,7 +119,5 @@ def department_units(
                 for w_start, w_end in split_windows(start, end, max_days)
             )
         else:
-            units.append(
-                Unit(resource, practice_id, "incremental", department_id, start, end)
-            )
+            units.append(Unit(resource, practice_id, "incremental", department_id, start, end))
     return units

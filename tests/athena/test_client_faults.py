@@ -200,6 +200,8 @@ def test_a_forbidden_endpoint_is_an_auth_error_at_once() -> None:
         assert client.get("195900", "/departments")["departments"]
         stats = server.stats()
     assert (caught.value.status, caught.value.path, caught.value.api_error) == (
-        403, "/providers", "Forbidden.",
-    )  # fmt: skip
+        403,
+        "/providers",
+        "Forbidden.",
+    )
     assert stats["requests"]["/v1/{practiceid}/providers"] == {"403": 1}

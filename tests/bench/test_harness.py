@@ -55,9 +55,14 @@ def truth_counts(sandbox: SandboxProcess) -> dict[str, int]:
 
 def run(contender, sandbox, dataset, admin_url) -> list[Measurement]:
     return run_contender(
-        contender, sandbox, dataset, admin_url=admin_url, window=SPEC.window, page_limit=300,
+        contender,
+        sandbox,
+        dataset,
+        admin_url=admin_url,
+        window=SPEC.window,
+        page_limit=300,
         say=lambda _: None,
-    )  # fmt: skip
+    )
 
 
 def test_window_spans_the_fall_dst_change():
@@ -103,9 +108,14 @@ def test_baseline_loads_everything_and_rewrites_it_on_a_re_run(sandbox, dataset,
 
 def test_scaling_workers_share_one_budget_and_one_token(sandbox, dataset, admin_url, redis_url):
     options = ScaleOptions(
-        workers=(2,), latency_ms=20, rps=20.0, page_limit=100, window=SPEC.window,
-        admin_url=admin_url, redis_url=redis_url,
-    )  # fmt: skip
+        workers=(2,),
+        latency_ms=20,
+        rps=20.0,
+        page_limit=100,
+        window=SPEC.window,
+        admin_url=admin_url,
+        redis_url=redis_url,
+    )
     [point] = run_scale(sandbox, options, say=lambda _: None)
 
     assert point.appointments == dataset.appointments

@@ -82,9 +82,13 @@ class Stack:
         log = self.tmp / f"{name}.log"
         with log.open("wb") as out:
             popen = subprocess.Popen(
-                argv, env=self.env, cwd=self.tmp, stdout=out, stderr=subprocess.STDOUT,
+                argv,
+                env=self.env,
+                cwd=self.tmp,
+                stdout=out,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
-            )  # fmt: skip
+            )
         proc = Proc(name, popen, log)
         self.procs.append(proc)
         return proc
@@ -95,31 +99,61 @@ class Stack:
         if via_cli:
             argv = [sys.executable, "-c", WORKER_COMMAND, f"--concurrency={concurrency}", *extra]
         else:
-            argv = [sys.executable, "-m", "celery", "-A", "worker.app", "worker",
-                    "--loglevel=INFO", f"--concurrency={concurrency}", *extra]  # fmt: skip
+            argv = [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "worker.app",
+                "worker",
+                "--loglevel=INFO",
+                f"--concurrency={concurrency}",
+                *extra,
+            ]
         proc = self.spawn(name, argv)
         wait_for(lambda: " ready." in proc.output(), 30, f"{name} ready", procs=[proc])
         return proc
 
     def start_beat(self) -> Proc:
         """``celery beat`` with the app's real schedule, every entry due at start-up."""
-        argv = [sys.executable, "-m", "celery", "-A", "worker.app", "beat", "--loglevel=INFO",
-                "-S", "tests.celery.beat_scheduler:DueNowScheduler"]  # fmt: skip
+        argv = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker.app",
+            "beat",
+            "--loglevel=INFO",
+            "-S",
+            "tests.celery.beat_scheduler:DueNowScheduler",
+        ]
         return self.spawn("beat", argv)
 
     def celery_call(self, task: str, *, args: list[Any] | None = None) -> subprocess.Popen[bytes]:
         """``celery -A worker.app call tasks.sync_tasks.<task> --args=...`` (not waited)."""
         name = task if "." in task else f"tasks.sync_tasks.{task}"
-        argv = [sys.executable, "-m", "celery", "-A", "worker.app", "call",
-                name, f"--args={json.dumps(args or [])}"]  # fmt: skip
+        argv = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker.app",
+            "call",
+            name,
+            f"--args={json.dumps(args or [])}",
+        ]
         return subprocess.Popen(argv, env=self.env, cwd=self.tmp, stdout=subprocess.PIPE)
 
     def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """``athena-sync ARGS`` with the stack's environment."""
         return subprocess.run(
-            [str(BIN / "athena-sync"), *args], env=self.env, cwd=self.tmp, capture_output=True,
-            text=True, timeout=timeout,
-        )  # fmt: skip
+            [str(BIN / "athena-sync"), *args],
+            env=self.env,
+            cwd=self.tmp,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def scalar(self, sql: str, **params: Any) -> Any:
         with self.engine.connect() as conn:

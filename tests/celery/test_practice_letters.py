@@ -18,33 +18,41 @@ def test_a_failed_sync_practice_is_resolved_by_the_periodic_replay(make_stack):
     stack = make_stack(TASK_MAX_RETRIES="0", SYNC_DAYS_BACK="7", SYNC_DAYS_AHEAD="14")
     # Another trigger holds the practice's departments on an empty database: the fan-out has no
     # department to plan appointments for and, with no retries left, fails for good.
-    leases = Leases(redis.Redis.from_url(stack.env["REDIS_URL"]),
-                    prefix=stack.env["REDIS_KEY_PREFIX"], ttl=60)  # fmt: skip
+    leases = Leases(
+        redis.Redis.from_url(stack.env["REDIS_URL"]), prefix=stack.env["REDIS_KEY_PREFIX"], ttl=60
+    )
     held = leases.acquire(Unit("departments", PRACTICE).key, owner="another-trigger")
     assert held is not None
     worker = stack.start_worker("w1")
     stack.celery_call("sync_practice", args=[PRACTICE, ["appointments"]]).communicate(timeout=60)
     letters = "SELECT count(*) FROM dead_letters WHERE task_name LIKE '%sync_practice'"
     wait_for(lambda: stack.scalar(letters) == 1, 30, "the practice's letter", procs=[worker])
-    letter = stack.rows("SELECT id, error_class, resource, practice_id, task_args, state "
-                        "FROM dead_letters")[0]  # fmt: skip
+    letter = stack.rows(
+        "SELECT id, error_class, resource, practice_id, task_args, state FROM dead_letters"
+    )[0]
     assert (letter.error_class, letter.resource, letter.practice_id, letter.state) == (
         "task_failed",
         "appointments",
         PRACTICE,
         "open",
     )
-    assert letter.task_args == {"request": {
-        "resources": ["appointments"], "practice_id": PRACTICE, "mode": "incremental",
-        "start": None, "end": None,
-    }}  # fmt: skip
+    assert letter.task_args == {
+        "request": {
+            "resources": ["appointments"],
+            "practice_id": PRACTICE,
+            "mode": "incremental",
+            "start": None,
+            "end": None,
+        }
+    }
     assert stack.scalar("SELECT count(*) FROM appointments") == 0
 
     leases.release(held)
     stack.celery_call("replay_dead_letters").communicate(timeout=60)  # what beat sends
     resolved = "SELECT state FROM dead_letters WHERE id = :i"
-    wait_for(lambda: stack.scalar(resolved, i=letter.id) == "resolved", 60, "the replay",
-             procs=[worker])  # fmt: skip
+    wait_for(
+        lambda: stack.scalar(resolved, i=letter.id) == "resolved", 60, "the replay", procs=[worker]
+    )
     today = datetime.now(UTC).date()
     expected = truth_appointments(stack.sandbox, today - timedelta(days=7), today + timedelta(14))
     assert expected and db_appointments(stack) == expected

@@ -59,8 +59,9 @@ def test_a_unit_whose_process_dies_every_time_ends_as_one_task_failed_letter(mak
 
     assert len(killed) == 2, f"the first run and one redelivery, got {killed}\n{worker.output()}"
     assert stack.scalar(LETTERS) == 1, worker.output()
-    letter = stack.rows("SELECT task_name, task_args, state, attempts, error_message "
-                        "FROM dead_letters")[0]  # fmt: skip
+    letter = stack.rows(
+        "SELECT task_name, task_args, state, attempts, error_message FROM dead_letters"
+    )[0]
     assert (letter.task_name, letter.task_args, letter.state, letter.attempts) == (
         "tasks.sync_tasks.run_unit",
         {"unit": UNIT},

@@ -26,32 +26,55 @@ DAY = timedelta(days=1)
 
 
 def letter(
-    key: str, state: str, resolved_days_ago: int | None, *, failed_days_ago: int = 90,
+    key: str,
+    state: str,
+    resolved_days_ago: int | None,
+    *,
+    failed_days_ago: int = 90,
     run_id: int | None = None,
-) -> DeadLetter:  # fmt: skip
+) -> DeadLetter:
     resolved = None if resolved_days_ago is None else NOW - resolved_days_ago * DAY
     return DeadLetter(
-        kind="request", resource="providers", practice_id="195900", error_class="client_error",
-        first_failed_at=NOW - 90 * DAY, last_failed_at=NOW - failed_days_ago * DAY,
-        state=state, resolved_at=resolved, dedup_key=key, sync_run_id=run_id,
-    )  # fmt: skip
+        kind="request",
+        resource="providers",
+        practice_id="195900",
+        error_class="client_error",
+        first_failed_at=NOW - 90 * DAY,
+        last_failed_at=NOW - failed_days_ago * DAY,
+        state=state,
+        resolved_at=resolved,
+        dedup_key=key,
+        sync_run_id=run_id,
+    )
 
 
 def run(
-    name: str, days_ago: int, *, resource: str = "appointments", mode: str = "incremental",
-    dept: str | None = "1", window: tuple[int, int] | None = None, status: str = "succeeded",
-) -> SyncRun:  # fmt: skip
+    name: str,
+    days_ago: int,
+    *,
+    resource: str = "appointments",
+    mode: str = "incremental",
+    dept: str | None = "1",
+    window: tuple[int, int] | None = None,
+    status: str = "succeeded",
+) -> SyncRun:
     """A run named by its task id. ``window`` is in days from NOW; an incremental run's window
     is its horizon on the day it ran (it moves with the calendar)."""
     started = NOW - days_ago * DAY
     first, last = window or (-7 - days_ago, 90 - days_ago)
     today = NOW.date()
     return SyncRun(
-        task_id=name, resource=resource, practice_id="195900", department_id=dept, mode=mode,
+        task_id=name,
+        resource=resource,
+        practice_id="195900",
+        department_id=dept,
+        mode=mode,
         window_start=None if dept is None else today + first * DAY,
         window_end=None if dept is None else today + last * DAY,
-        status=status, started_at=started, finished_at=None if status == "running" else started,
-    )  # fmt: skip
+        status=status,
+        started_at=started,
+        finished_at=None if status == "running" else started,
+    )
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
@@ -72,44 +95,54 @@ def kept(sessions: sessionmaker[Session], column: Any) -> set[Any]:
 
 def test_closed_letters_are_purged_and_open_ones_never(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as session:
-        session.add_all([
-            letter("old-resolved", "resolved", 31),
-            letter("new-resolved", "resolved", 29),
-            letter("old-discarded", "discarded", 90),
-            letter("new-discarded", "discarded", 3),
-            # discarded long ago, but the same failure is still being seen: the discard holds
-            letter("discarded-still-failing", "discarded", 90, failed_days_ago=1),
-            letter("old-open", "open", None),
-            letter("old-replayed", "replayed", None),
-        ])  # fmt: skip
+        session.add_all(
+            [
+                letter("old-resolved", "resolved", 31),
+                letter("new-resolved", "resolved", 29),
+                letter("old-discarded", "discarded", 90),
+                letter("new-discarded", "discarded", 3),
+                # discarded long ago, but the same failure is still being seen: the discard holds
+                letter("discarded-still-failing", "discarded", 90, failed_days_ago=1),
+                letter("old-open", "open", None),
+                letter("old-replayed", "replayed", None),
+            ]
+        )
     with sessions.begin() as session:
         assert purge_closed_letters(session, retention_days=30, now=NOW) == 2
     assert kept(sessions, DeadLetter.dedup_key) == {
-        "new-resolved", "new-discarded", "discarded-still-failing", "old-open", "old-replayed",
-    }  # fmt: skip
+        "new-resolved",
+        "new-discarded",
+        "discarded-still-failing",
+        "old-open",
+        "old-replayed",
+    }
 
 
 def test_old_runs_are_purged_except_the_newest_of_each_unit(
     sessions: sessionmaker[Session],
 ) -> None:
     with sessions.begin() as session:
-        session.add_all([
-            # One incremental unit (dept 1) whose window moved every day: one unit, newest kept.
-            run("inc-40", 40), run("inc-39", 39), run("inc-35", 35),
-            # Reconcile windows are units of their own: each keeps its newest.
-            run("rec-a-40", 40, mode="reconcile", window=(-50, -20)),
-            run("rec-a-35", 35, mode="reconcile", window=(-50, -20)),
-            run("rec-b-40", 40, mode="reconcile", window=(-19, 11)),
-            # A listing: the old run goes, the recent ones stay.
-            run("prov-40", 40, resource="providers", mode="full", dept=None),
-            run("prov-10", 10, resource="providers", mode="full", dept=None),
-            run("prov-1", 1, resource="providers", mode="full", dept=None),
-            # Never purged: a run still running, and a run an open letter points to.
-            run("inc2-running-50", 50, dept="2", status="running"),
-            run("inc2-cited-45", 45, dept="2", status="failed"),
-            run("inc2-40", 40, dept="2", status="skipped"),
-            run("inc2-1", 1, dept="2"),
-        ])  # fmt: skip
+        session.add_all(
+            [
+                # One incremental unit (dept 1) whose window moved every day: one unit, newest kept.
+                run("inc-40", 40),
+                run("inc-39", 39),
+                run("inc-35", 35),
+                # Reconcile windows are units of their own: each keeps its newest.
+                run("rec-a-40", 40, mode="reconcile", window=(-50, -20)),
+                run("rec-a-35", 35, mode="reconcile", window=(-50, -20)),
+                run("rec-b-40", 40, mode="reconcile", window=(-19, 11)),
+                # A listing: the old run goes, the recent ones stay.
+                run("prov-40", 40, resource="providers", mode="full", dept=None),
+                run("prov-10", 10, resource="providers", mode="full", dept=None),
+                run("prov-1", 1, resource="providers", mode="full", dept=None),
+                # Never purged: a run still running, and a run an open letter points to.
+                run("inc2-running-50", 50, dept="2", status="running"),
+                run("inc2-cited-45", 45, dept="2", status="failed"),
+                run("inc2-40", 40, dept="2", status="skipped"),
+                run("inc2-1", 1, dept="2"),
+            ]
+        )
     with sessions.begin() as session:
         cited = session.scalar(sa.select(SyncRun.id).where(SyncRun.task_id == "inc2-cited-45"))
         session.add(letter("open-letter", "open", None, run_id=cited))
@@ -118,9 +151,15 @@ def test_old_runs_are_purged_except_the_newest_of_each_unit(
         purged = purge_expired(session, settings=settings, now=NOW)
     assert purged == Purged(letters=0, runs=5, fences=0)
     assert kept(sessions, SyncRun.task_id) == {
-        "inc-35", "rec-a-35", "rec-b-40", "prov-10", "prov-1", "inc2-running-50",
-        "inc2-cited-45", "inc2-1",
-    }  # fmt: skip
+        "inc-35",
+        "rec-a-35",
+        "rec-b-40",
+        "prov-10",
+        "prov-1",
+        "inc2-running-50",
+        "inc2-cited-45",
+        "inc2-1",
+    }
 
 
 def test_letters_go_first_so_the_runs_only_they_cited_go_too(
@@ -141,12 +180,18 @@ def test_fences_of_units_not_written_for_the_retention_are_purged(
     sessions: sessionmaker[Session],
 ) -> None:
     with sessions.begin() as session:
-        session.add_all([
-            UnitFence(unit_key="appointments:195900:reconcile:dept=1:2026-04-01..2026-04-30",
-                      token=7, updated_at=NOW - 31 * DAY),
-            UnitFence(unit_key="appointments:195900:incremental:dept=1", token=9,
-                      updated_at=NOW - DAY),
-        ])  # fmt: skip
+        session.add_all(
+            [
+                UnitFence(
+                    unit_key="appointments:195900:reconcile:dept=1:2026-04-01..2026-04-30",
+                    token=7,
+                    updated_at=NOW - 31 * DAY,
+                ),
+                UnitFence(
+                    unit_key="appointments:195900:incremental:dept=1", token=9, updated_at=NOW - DAY
+                ),
+            ]
+        )
     with sessions.begin() as session:
         settings = settings_from_env({"SYNC_RUNS_RETENTION_DAYS": "30"})
         assert purge_expired(session, settings=settings, now=NOW).fences == 1
@@ -161,28 +206,63 @@ def test_the_periodic_replay_task_purges_and_reports_each_count(
     now = datetime.now(UTC)
     with Session(stack.engine) as session, session.begin():
         old = now - 25 * DAY
-        session.add_all([
-            SyncRun(resource="providers", practice_id="195900", mode="full", status="succeeded",
-                    started_at=old, finished_at=old, task_id="old"),
-            SyncRun(resource="providers", practice_id="195900", mode="full", status="succeeded",
-                    started_at=now - DAY, finished_at=now - DAY, task_id="newest"),
-            DeadLetter(kind="request", resource="providers", practice_id="195900",
-                       error_class="client_error", first_failed_at=old, last_failed_at=old,
-                       state="discarded", resolved_at=now - 11 * DAY, dedup_key="discarded"),
-            DeadLetter(kind="request", resource="providers", practice_id="195900",
-                       error_class="client_error", first_failed_at=old, last_failed_at=old,
-                       state="open", dedup_key="open"),  # not of a retriable class: stays open
-            UnitFence(unit_key="providers:195900:full", token=1, updated_at=old),
-        ])  # fmt: skip
+        session.add_all(
+            [
+                SyncRun(
+                    resource="providers",
+                    practice_id="195900",
+                    mode="full",
+                    status="succeeded",
+                    started_at=old,
+                    finished_at=old,
+                    task_id="old",
+                ),
+                SyncRun(
+                    resource="providers",
+                    practice_id="195900",
+                    mode="full",
+                    status="succeeded",
+                    started_at=now - DAY,
+                    finished_at=now - DAY,
+                    task_id="newest",
+                ),
+                DeadLetter(
+                    kind="request",
+                    resource="providers",
+                    practice_id="195900",
+                    error_class="client_error",
+                    first_failed_at=old,
+                    last_failed_at=old,
+                    state="discarded",
+                    resolved_at=now - 11 * DAY,
+                    dedup_key="discarded",
+                ),
+                DeadLetter(
+                    kind="request",
+                    resource="providers",
+                    practice_id="195900",
+                    error_class="client_error",
+                    first_failed_at=old,
+                    last_failed_at=old,
+                    state="open",
+                    dedup_key="open",
+                ),  # not of a retriable class: stays open
+                UnitFence(unit_key="providers:195900:full", token=1, updated_at=old),
+            ]
+        )
     worker = stack.start_worker("w1")
     call = (
         "import json; from tasks.sync_tasks import replay_dead_letters; "
         "print(json.dumps(replay_dead_letters.apply_async().get(timeout=60)))"
     )
     done = subprocess.run(
-        [sys.executable, "-c", call], env=stack.env, cwd=stack.tmp, capture_output=True,
-        text=True, timeout=90,
-    )  # fmt: skip
+        [sys.executable, "-c", call],
+        env=stack.env,
+        cwd=stack.tmp,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     assert done.returncode == 0, done.stderr + worker.output()
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["skipped"] is False

@@ -66,8 +66,12 @@ def test_beat_triggered_sync_lands_in_postgres(make_stack):
         )
 
     wait_for(settled, 60, "beat-triggered sync to land", procs=[worker, beat])
-    for entry in ("reference-data", "appointments-incremental", "appointments-reconcile",
-                  "dead-letter-replay"):  # fmt: skip
+    for entry in (
+        "reference-data",
+        "appointments-incremental",
+        "appointments-reconcile",
+        "dead-letter-replay",
+    ):
         assert f"Scheduler: Sending due task {entry}" in beat.output()
     wait_for(lambda: "replay_dead_letters" in worker.output(), 20, "replay ran", procs=[worker])
 
@@ -100,8 +104,9 @@ def test_a_task_that_crashes_is_dead_lettered_with_its_arguments(make_stack):
     bad_unit = {"resource": "patients", "practice_id": PRACTICE}
     stack.celery_call("run_unit", args=[bad_unit]).communicate(timeout=60)
 
-    wait_for(lambda: stack.scalar("SELECT count(*) FROM dead_letters") == 1, 30, "letter",
-             procs=[worker])  # fmt: skip
+    wait_for(
+        lambda: stack.scalar("SELECT count(*) FROM dead_letters") == 1, 30, "letter", procs=[worker]
+    )
     letter = stack.rows("SELECT error_class, task_name, task_args, state FROM dead_letters")[0]
     assert letter.error_class == "task_failed"
     assert letter.task_name == "tasks.sync_tasks.run_unit"
@@ -128,15 +133,26 @@ def test_each_resource_module_has_its_task(make_stack):
 def test_sigkilled_worker_then_redelivery_matches_the_truth(make_stack):
     # Hard limit 12 s -> visibility timeout 2 * 12 + 2 = 26 s; leases of 5 s.
     stack = make_stack(
-        TASK_TIME_LIMIT="12", TASK_SOFT_TIME_LIMIT="10", SYNC_WINDOW_DAYS="7",
+        TASK_TIME_LIMIT="12",
+        TASK_SOFT_TIME_LIMIT="10",
+        SYNC_WINDOW_DAYS="7",
         ATHENA_PAGE_LIMIT="10",
-    )  # fmt: skip
+    )
     start, end = today() - timedelta(days=7), today() + timedelta(days=14)
     expected = truth_appointments(stack.sandbox, start, end)
     first = stack.start_worker("doomed")
     stack.sandbox.set_faults(latency_ms=300)
-    enqueued = stack.cli("sync", "appointments", "--mode", "reconcile", "--from",
-                         start.isoformat(), "--to", end.isoformat(), "--enqueue")  # fmt: skip
+    enqueued = stack.cli(
+        "sync",
+        "appointments",
+        "--mode",
+        "reconcile",
+        "--from",
+        start.isoformat(),
+        "--to",
+        end.isoformat(),
+        "--enqueue",
+    )
     assert enqueued.returncode == 0, enqueued.stderr
     assert "enqueued sync_practice practice=195900 task=" in enqueued.stdout
 
@@ -178,16 +194,32 @@ def test_four_workers_share_one_token(make_stack):
         run_request(runtime.context(), SyncRequest(("departments",), (PRACTICE,)))
     finally:
         runtime.close()
-    stack.redis.delete(cache_key(settings.redis_key_prefix, settings.athena_token_url,
-                                 "sandbox-client", settings.athena_scope))  # fmt: skip
+    stack.redis.delete(
+        cache_key(
+            settings.redis_key_prefix,
+            settings.athena_token_url,
+            "sandbox-client",
+            settings.athena_scope,
+        )
+    )
     stack.sandbox.expire_tokens()
     stack.sandbox.reset_stats()
     workers = [stack.start_worker(f"w{i}", via_cli=(i == 0)) for i in range(4)]
     stack.sandbox.set_faults(latency_ms=150)
     start, end = today() - timedelta(days=7), today() + timedelta(days=14)
 
-    done = stack.cli("sync", "appointments", "--mode", "reconcile", "--from", start.isoformat(),
-                     "--to", end.isoformat(), "--enqueue", "--wait")  # fmt: skip
+    done = stack.cli(
+        "sync",
+        "appointments",
+        "--mode",
+        "reconcile",
+        "--from",
+        start.isoformat(),
+        "--to",
+        end.isoformat(),
+        "--enqueue",
+        "--wait",
+    )
     assert done.returncode == 0, done.stdout + done.stderr + stack.logs()
     assert done.stdout.count("status=succeeded") == 3 * 8  # 3 departments x 8 windows of 3 days
     assert stack.sandbox.stats()["token_mints"] == 1

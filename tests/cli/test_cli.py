@@ -41,10 +41,13 @@ def test_sync_prints_a_summary_and_fails_only_when_a_unit_failed(tmp_path: Path)
     config = SandboxConfig(seed=2, appointments=200, days=20)
     with serve_sandbox(config) as server:
         env = _env(
-            tmp_path, ATHENA_BASE_URL=server.url, ATHENA_CLIENT_ID="sandbox-client",
-            ATHENA_CLIENT_SECRET="sandbox-secret", ATHENA_RATE_LIMIT_RPS="500",
+            tmp_path,
+            ATHENA_BASE_URL=server.url,
+            ATHENA_CLIENT_ID="sandbox-client",
+            ATHENA_CLIENT_SECRET="sandbox-secret",
+            ATHENA_RATE_LIMIT_RPS="500",
             ATHENA_RATE_LIMIT_BURST="500",
-        )  # fmt: skip
+        )
         assert runner.invoke(cli, ["db", "upgrade"], env=env).exit_code == 0
         window = ["--from", config.first_day.isoformat(), "--to", config.last_day.isoformat()]
         ok = runner.invoke(
@@ -63,9 +66,10 @@ def test_sync_prints_a_summary_and_fails_only_when_a_unit_failed(tmp_path: Path)
 
 def test_sync_rejects_a_window_that_ends_before_it_starts(tmp_path: Path) -> None:
     result = CliRunner().invoke(
-        cli, ["sync", "appointments", "--practice", "1", "--from", "2026-02-01", "--to",
-              "2026-01-01"], env=_env(tmp_path),
-    )  # fmt: skip
+        cli,
+        ["sync", "appointments", "--practice", "1", "--from", "2026-02-01", "--to", "2026-01-01"],
+        env=_env(tmp_path),
+    )
     assert result.exit_code == 2 and "--to is before --from" in result.output
 
 
@@ -82,10 +86,13 @@ def test_sync_with_redis_skips_a_unit_whose_lease_is_held(
     assert held is not None
     with serve_sandbox(SandboxConfig(seed=2, appointments=10, days=5)) as server:
         env = _env(
-            tmp_path, ATHENA_BASE_URL=server.url, ATHENA_CLIENT_ID="sandbox-client",
-            ATHENA_CLIENT_SECRET="sandbox-secret", REDIS_URL=redis_url,
+            tmp_path,
+            ATHENA_BASE_URL=server.url,
+            ATHENA_CLIENT_ID="sandbox-client",
+            ATHENA_CLIENT_SECRET="sandbox-secret",
+            REDIS_URL=redis_url,
             REDIS_KEY_PREFIX=redis_prefix,
-        )  # fmt: skip
+        )
         runner = CliRunner()
         assert runner.invoke(cli, ["db", "upgrade"], env=env).exit_code == 0
         result = runner.invoke(

@@ -88,8 +88,12 @@ def test_a_working_setup_passes_with_counts_from_the_api(
     assert setup["token endpoint"]["verdict"].startswith("token minted, expires in 60 min")
     assert [p["practiceid"] for p in report["visible_practices"]] == [GOOD, EMPTY]
     # The minted token is shared with the workers (one mint saved), and never printed.
-    key = cache_key(redis_prefix, f"{server.url}/oauth2/v1/token", "sandbox-client",
-                    "athena/service/Athenanet.MDP.*")  # fmt: skip
+    key = cache_key(
+        redis_prefix,
+        f"{server.url}/oauth2/v1/token",
+        "sandbox-client",
+        "athena/service/Athenanet.MDP.*",
+    )
     cached = RedisTokenCache(redis.Redis.from_url(redis_url), key).load()
     assert cached is not None
     assert cached.access_token not in result.output and SECRET not in result.output
@@ -134,8 +138,11 @@ def test_an_empty_practice_alone_is_a_warning_not_a_failure(
     result, report = _doctor(_env(server, _sqlite(tmp_path)), "--practice", EMPTY)
     assert result.exit_code == 0, result.output
     assert [c["name"] for c in report["checks"] if c["status"] == "warn"] == [
-        "/departments", "/providers", "/appointmenttypes", "/appointments/booked",
-    ]  # fmt: skip
+        "/departments",
+        "/providers",
+        "/appointmenttypes",
+        "/appointments/booked",
+    ]
 
 
 def test_bad_credentials_are_named_and_nothing_else_is_asked(
@@ -146,8 +153,10 @@ def test_bad_credentials_are_named_and_nothing_else_is_asked(
     assert result.exit_code == 1
     token = _rows(report)["token endpoint"]
     assert (token["status"], token["http_status"], token["api_error"]) == (
-        "fail", 401, "invalid_client",
-    )  # fmt: skip
+        "fail",
+        401,
+        "invalid_client",
+    )
     assert "refused the client id or secret" in token["verdict"]
     assert "ATHENA_CLIENT_SECRET" in token["next_step"]
     assert _rows(report, GOOD)["/ping"]["verdict"] == "not probed: no token"
@@ -160,9 +169,11 @@ def test_a_rate_limited_token_endpoint_says_wait_a_minute(
 ) -> None:
     for _ in range(5):  # the preview budget: 5 new tokens a minute
         minted = requests.post(
-            f"{server.url}/oauth2/v1/token", data={"grant_type": "client_credentials"},
-            auth=("sandbox-client", SECRET), timeout=5,
-        )  # fmt: skip
+            f"{server.url}/oauth2/v1/token",
+            data={"grant_type": "client_credentials"},
+            auth=("sandbox-client", SECRET),
+            timeout=5,
+        )
         assert minted.status_code == 200
     result, report = _doctor(_env(server, _sqlite(tmp_path)))
     assert result.exit_code == 1
@@ -180,9 +191,11 @@ def test_a_rate_limited_token_endpoint_still_probes_with_the_workers_shared_toke
     assert _doctor(env)[0].exit_code == 0  # mints once and shares the token through Redis
     for _ in range(4):
         requests.post(
-            f"{server.url}/oauth2/v1/token", data={"grant_type": "client_credentials"},
-            auth=("sandbox-client", SECRET), timeout=5,
-        )  # fmt: skip
+            f"{server.url}/oauth2/v1/token",
+            data={"grant_type": "client_credentials"},
+            auth=("sandbox-client", SECRET),
+            timeout=5,
+        )
     _, report = _doctor(env)
     token = _rows(report)["token endpoint"]
     assert (token["status"], token["http_status"]) == ("fail", 429)
@@ -223,9 +236,10 @@ def test_the_support_report_has_ids_statuses_and_request_ids_but_no_secrets(
     env = _env(server, "postgresql+psycopg://postgres:hunter2@127.0.0.1:1/x")
     path = tmp_path / "support.md"
     result = CliRunner().invoke(
-        cli, ["doctor", "--practice", GOOD, "--practice", FORBIDDEN, "--support-report", str(path)],
+        cli,
+        ["doctor", "--practice", GOOD, "--practice", FORBIDDEN, "--support-report", str(path)],
         env=env,
-    )  # fmt: skip
+    )
     assert result.exit_code == 1
     assert f"support report written to {path}" in result.output
     assert "practice not enabled for this key" in result.output  # the table on the terminal
@@ -260,10 +274,11 @@ def test_malformed_urls_are_fail_rows_and_passwords_never_shown(
     server: SandboxServer, tmp_path: Path
 ) -> None:
     env = _env(
-        server, "postgresql://app:hunter2@127.0.0.1:abc/db",
+        server,
+        "postgresql://app:hunter2@127.0.0.1:abc/db",
         REDIS_URL="localhost:6379",
         ATHENA_BASE_URL=server.url.replace("http://", "http://proxy:proxypw@"),
-    )  # fmt: skip
+    )
     result, report = _doctor(env, "--support-report", str(tmp_path / "s.md"))
     assert result.exit_code == 1
     setup = _rows(report)
@@ -291,12 +306,21 @@ def test_a_redis_that_refuses_writes_is_a_failed_row_not_a_crash(
 ) -> None:
     client = redis.Redis.from_url(redis_url)
     user = f"doctor-ro-{redis_prefix.rsplit(':', 1)[-1]}"
-    client.acl_setuser(user, enabled=True, passwords=["+ro-pass"], keys=["*"],
-                       commands=["+@read", "+ping", "+auth", "+hello", "+client"])  # fmt: skip
+    client.acl_setuser(
+        user,
+        enabled=True,
+        passwords=["+ro-pass"],
+        keys=["*"],
+        commands=["+@read", "+ping", "+auth", "+hello", "+client"],
+    )
     try:
         host = redis_url.split("://", 1)[1]
-        env = _env(server, _sqlite(tmp_path), REDIS_URL=f"redis://{user}:ro-pass@{host}",
-                   REDIS_KEY_PREFIX=redis_prefix)  # fmt: skip
+        env = _env(
+            server,
+            _sqlite(tmp_path),
+            REDIS_URL=f"redis://{user}:ro-pass@{host}",
+            REDIS_KEY_PREFIX=redis_prefix,
+        )
         result, report = _doctor(env)
     finally:
         client.acl_deluser(user)

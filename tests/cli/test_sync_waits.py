@@ -36,11 +36,17 @@ def sandbox() -> Iterator[SandboxServer]:
 def env(sandbox: SandboxServer, fresh_pg_url: str, redis_url: str, redis_prefix: str) -> dict:
     upgrade(fresh_pg_url)
     return {
-        "DATABASE_URL": fresh_pg_url, "REDIS_URL": redis_url, "REDIS_KEY_PREFIX": redis_prefix,
-        "ATHENA_BASE_URL": sandbox.url, "ATHENA_CLIENT_ID": "sandbox-client",
-        "ATHENA_CLIENT_SECRET": "sandbox-secret", "ATHENA_RATE_LIMIT_RPS": "500",
-        "ATHENA_RATE_LIMIT_BURST": "500", "SYNC_LEASE_SECONDS": "5", "LOG_LEVEL": "ERROR",
-    }  # fmt: skip
+        "DATABASE_URL": fresh_pg_url,
+        "REDIS_URL": redis_url,
+        "REDIS_KEY_PREFIX": redis_prefix,
+        "ATHENA_BASE_URL": sandbox.url,
+        "ATHENA_CLIENT_ID": "sandbox-client",
+        "ATHENA_CLIENT_SECRET": "sandbox-secret",
+        "ATHENA_RATE_LIMIT_RPS": "500",
+        "ATHENA_RATE_LIMIT_BURST": "500",
+        "SYNC_LEASE_SECONDS": "5",
+        "LOG_LEVEL": "ERROR",
+    }
 
 
 @contextmanager
@@ -68,8 +74,10 @@ def another_trigger(env: dict[str, str], *, holds_for: float) -> Iterator[None]:
 
 def sync_appointments(env: dict[str, str], sandbox: SandboxServer) -> Result:
     """`athena-sync sync appointments` over every day the sandbox serves (DST Sundays too)."""
-    days = [datetime.strptime(a["date"], "%m/%d/%Y").date()
-            for a in sandbox.truth(PRACTICE)["appointments"]]  # fmt: skip
+    days = [
+        datetime.strptime(a["date"], "%m/%d/%Y").date()
+        for a in sandbox.truth(PRACTICE)["appointments"]
+    ]
     window = ["--from", min(days).isoformat(), "--to", max(days).isoformat()]
     args = ["sync", "appointments", "--practice", PRACTICE, *window, "--no-progress"]
     return CliRunner().invoke(cli, args, env=env)

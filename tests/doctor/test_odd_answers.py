@@ -19,9 +19,11 @@ PRACTICE = "195900"
 
 def _run(server: ScriptedServer, tmp_path: Any, **overrides: Any) -> Report:
     settings = client_settings(
-        server.url, database_url=f"sqlite:///{tmp_path / 'none.db'}",
-        athena_practice_ids=(PRACTICE,), **overrides,
-    )  # fmt: skip
+        server.url,
+        database_url=f"sqlite:///{tmp_path / 'none.db'}",
+        athena_practice_ids=(PRACTICE,),
+        **overrides,
+    )
     return run_doctor(settings)
 
 
@@ -89,17 +91,25 @@ def test_an_empty_listing_without_its_collection_reads_as_empty_like_the_sync(
 @pytest.mark.parametrize(
     ("reply", "verdict"),
     [
-        (Reply(200, "<html>login</html>", "text/html"),
-         "the token endpoint answered 200 without a token"),
+        (
+            Reply(200, "<html>login</html>", "text/html"),
+            "the token endpoint answered 200 without a token",
+        ),
         (Reply(200, {"token_type": "Bearer"}), "the token endpoint answered 200 without a token"),
-        (Reply(403, "<html>blocked</html>", "text/html"),
-         "the token endpoint refused the request (403: no text)"),
-        (Reply(400, {"error": "unsupported_grant_type"}),
-         "the token endpoint refused the request (400: unsupported_grant_type)"),
-        (Reply(401, {"error": "invalid_client"}),
-         "the token endpoint refused the client id or secret (invalid_client)"),
+        (
+            Reply(403, "<html>blocked</html>", "text/html"),
+            "the token endpoint refused the request (403: no text)",
+        ),
+        (
+            Reply(400, {"error": "unsupported_grant_type"}),
+            "the token endpoint refused the request (400: unsupported_grant_type)",
+        ),
+        (
+            Reply(401, {"error": "invalid_client"}),
+            "the token endpoint refused the client id or secret (invalid_client)",
+        ),
     ],
-)  # fmt: skip
+)
 def test_token_endpoint_answers_are_told_apart(
     scripted: ScriptedServer, tmp_path: Any, reply: Reply, verdict: str
 ) -> None:
@@ -133,17 +143,21 @@ def test_several_scopes_are_compared_as_sets() -> None:
     ("url", "shown"),
     [
         ("postgresql://app:hunter2@db:5432/athena", "postgresql://app:***@db:5432/athena"),
-        ("postgresql://app@db/athena?password=hunter2&sslmode=require",
-         "postgresql://app@db/athena?password=***&sslmode=require"),
+        (
+            "postgresql://app@db/athena?password=hunter2&sslmode=require",
+            "postgresql://app@db/athena?password=***&sslmode=require",
+        ),
         ("redis://:hunter2@localhost:6379/0", "redis://:***@localhost:6379/0"),
         ("redis://localhost/0?password=hunter2", "redis://localhost/0?password=***"),
         ("http://proxy:hunter2@127.0.0.1:8080", "http://proxy:***@127.0.0.1:8080"),
         ("postgresql://u:hunter2@host:abc/db", "(unparseable URL)"),
         ("u:hunter2@host/db", "(unparseable URL)"),
         ("sqlite:///athena_sync.db", "sqlite:///athena_sync.db"),
-        ("https://api.preview.platform.athenahealth.com",
-         "https://api.preview.platform.athenahealth.com"),
+        (
+            "https://api.preview.platform.athenahealth.com",
+            "https://api.preview.platform.athenahealth.com",
+        ),
     ],
-)  # fmt: skip
+)
 def test_urls_are_shown_without_credentials(url: str, shown: str) -> None:
     assert redact_url(url) == shown

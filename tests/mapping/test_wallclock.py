@@ -8,13 +8,28 @@ import pytest
 
 from worker.parse import ambiguous_eastern, local_to_utc, parse_athena_datetime, zone_info
 
-ZONES = ["US/Eastern", "America/Phoenix", "America/Los_Angeles", "Australia/Lord_Howe",
-         "Asia/Kolkata", "Europe/Dublin", "Pacific/Chatham"]  # fmt: skip
+ZONES = [
+    "US/Eastern",
+    "America/Phoenix",
+    "America/Los_Angeles",
+    "Australia/Lord_Howe",
+    "Asia/Kolkata",
+    "Europe/Dublin",
+    "Pacific/Chatham",
+]
 # Transition days (both directions, half-hour shifts), an ordinary day, and early-history days
 # whose offsets are not whole minutes.
-DAYS = [date(2026, 3, 8), date(2026, 11, 1), date(2026, 4, 5), date(2026, 10, 4),
-        date(2026, 3, 29), date(2026, 9, 27), date(2026, 7, 1), date(1883, 11, 18),
-        date(1901, 1, 1)]  # fmt: skip
+DAYS = [
+    date(2026, 3, 8),
+    date(2026, 11, 1),
+    date(2026, 4, 5),
+    date(2026, 10, 4),
+    date(2026, 3, 29),
+    date(2026, 9, 27),
+    date(2026, 7, 1),
+    date(1883, 11, 18),
+    date(1901, 1, 1),
+]
 
 
 def _direct(day: date, clock: time, zone: str) -> datetime:

@@ -285,18 +285,28 @@ def test_mark_missing_spares_rows_written_since_the_read_began(session):
     upsert_page(session, Provider, [provider("3")], run_id=2, now=T2)
     session.commit()
     marked = mark_missing(
-        session, Provider, practice_id="195900", seen_ids={"1"}, now=T2, run_id=3,
+        session,
+        Provider,
+        practice_id="195900",
+        seen_ids={"1"},
+        now=T2,
+        run_id=3,
         spare_written_since=T1,
-    )  # fmt: skip
+    )
     session.commit()
     assert marked == Marked(deleted=1, spared=1)
     live = session.scalars(sa.select(Provider.provider_id).where(Provider.deleted_at.is_(None)))
     assert sorted(live) == ["1", "3"]
     # At the boundary a row written at the very instant the read began is spared too.
     again = mark_missing(
-        session, Provider, practice_id="195900", seen_ids={"1"}, now=T2, run_id=4,
+        session,
+        Provider,
+        practice_id="195900",
+        seen_ids={"1"},
+        now=T2,
+        run_id=4,
         spare_written_since=T2,
-    )  # fmt: skip
+    )
     assert again == Marked(deleted=0, spared=1)
 
 
@@ -309,9 +319,13 @@ def test_pages_wider_than_one_statement_are_split_and_counted(session):
     assert counts == UpsertCounts(inserted=0, updated=1, unchanged=1999)
     session.commit()
     marked = mark_missing(
-        session, Appointment, practice_id="195900", seen_ids=[str(i) for i in range(700)],
-        now=T2, run_id=3,
-    )  # fmt: skip
+        session,
+        Appointment,
+        practice_id="195900",
+        seen_ids=[str(i) for i in range(700)],
+        now=T2,
+        run_id=3,
+    )
     assert marked == Marked(deleted=1300)
 
 

@@ -127,9 +127,16 @@ def test_truth_over_http_matches_the_python_call(api: Api) -> None:
     over_http = api.admin("GET", "truth", params={"practiceid": PRACTICE}).json()
     assert over_http == api.server.truth(PRACTICE)
     assert set(over_http) == {
-        "practiceid", "practiceinfo", "providers", "departments", "hiddendepartmentids",
-        "appointmenttypes", "appointments", "deletedappointmentids", "malformed",
-    }  # fmt: skip
+        "practiceid",
+        "practiceinfo",
+        "providers",
+        "departments",
+        "hiddendepartmentids",
+        "appointmenttypes",
+        "appointments",
+        "deletedappointmentids",
+        "malformed",
+    }
     served = api.ok(BOOKED, EVERYTHING)["appointments"]
     assert served == over_http["appointments"]
 

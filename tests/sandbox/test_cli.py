@@ -28,11 +28,26 @@ def test_serve_answers_a_token_request() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     command = [
-        sys.executable, "-c", "from worker.cli import main; main()", "sandbox", "serve",
-        "--port", str(port), "--appointments", "50", "--seed", "3", "--rate-429", "0",
-        "--forbidden-endpoints", "195900:/appointmenttypes", "--envelope-error-rate", "0.5",
-        "--legacy-throttle-rate", "0.25",
-    ]  # fmt: skip
+        sys.executable,
+        "-c",
+        "from worker.cli import main; main()",
+        "sandbox",
+        "serve",
+        "--port",
+        str(port),
+        "--appointments",
+        "50",
+        "--seed",
+        "3",
+        "--rate-429",
+        "0",
+        "--forbidden-endpoints",
+        "195900:/appointmenttypes",
+        "--envelope-error-rate",
+        "0.5",
+        "--legacy-throttle-rate",
+        "0.25",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert process.stderr is not None
     stderr = process.stderr

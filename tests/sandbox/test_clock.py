@@ -31,8 +31,13 @@ def test_advancing_the_clock_moves_date_headers_and_lastmodified_stamps(api: Api
 
 
 def test_the_clock_never_goes_back_and_bad_requests_say_why(api: Api) -> None:
-    for body in ({"advance_seconds": -1}, {"advance_seconds": "1"}, {"advance_seconds": True},
-                 {"advance": 1}, [1]):  # fmt: skip
+    for body in (
+        {"advance_seconds": -1},
+        {"advance_seconds": "1"},
+        {"advance_seconds": True},
+        {"advance": 1},
+        [1],
+    ):
         refused = api.admin("POST", "clock", json=body)
         assert refused.status_code == 400 and "advance_seconds" in refused.json()["error"]
     assert api.admin("GET", "clock").json()["ahead_seconds"] == 0

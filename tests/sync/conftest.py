@@ -26,9 +26,14 @@ FORBIDDEN = "1128700"
 def sandbox_config(**changes: Any) -> SandboxConfig:
     """A small, fixed data set: anchor before the November DST change."""
     base: dict[str, Any] = {
-        "seed": 11, "anchor_date": ANCHOR, "departments": 5, "providers": 8,
-        "appointment_types": 10, "appointments": 600, "days": 45,
-    }  # fmt: skip
+        "seed": 11,
+        "anchor_date": ANCHOR,
+        "departments": 5,
+        "providers": 8,
+        "appointment_types": 10,
+        "appointments": 600,
+        "days": 45,
+    }
     base.update(changes)
     return SandboxConfig(**base)
 
@@ -64,9 +69,10 @@ def covering_window(server: SandboxServer, settings: Settings) -> tuple[date, da
     covers the horizon may advance a department's watermark, as the scheduled run does."""
     first, last = served_window(server)
     start, end = default_window(
-        datetime.now(UTC).date(), days_back=settings.sync_days_back,
+        datetime.now(UTC).date(),
+        days_back=settings.sync_days_back,
         days_ahead=settings.sync_days_ahead,
-    )  # fmt: skip
+    )
     return min(first, start - timedelta(days=1)), max(last, end + timedelta(days=1))
 
 
@@ -86,18 +92,25 @@ class Harness:
         self.engine = make_engine(database_url)
 
     def sync(
-        self, resources: str = "all", *, mode: str = "incremental",
-        practices: tuple[str, ...] = (PRACTICE,), settings: Settings | None = None,
-    ) -> list[RunResult]:  # fmt: skip
+        self,
+        resources: str = "all",
+        *,
+        mode: str = "incremental",
+        practices: tuple[str, ...] = (PRACTICE,),
+        settings: Settings | None = None,
+    ) -> list[RunResult]:
         """Run a sync in-process, like `athena-sync sync`, and close everything after."""
         settings = settings or self.settings
         start, end = covering_window(self.server, settings)
         runtime: Runtime = open_runtime(settings)
         try:
             request = SyncRequest(
-                resources=expand_resources([resources]), practices=practices, mode=mode,
-                start=start, end=end,
-            )  # fmt: skip
+                resources=expand_resources([resources]),
+                practices=practices,
+                mode=mode,
+                start=start,
+                end=end,
+            )
             return run_request(runtime.context(), request)
         finally:
             runtime.close()

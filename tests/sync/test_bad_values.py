@@ -115,10 +115,15 @@ def test_a_letter_is_storable_whatever_its_record_holds(pg: Harness) -> None:
     }
     with Session(pg.engine) as session, session.begin():
         add_record_letters(
-            session, [BadRecordLetter(record, "1\x00", "the database refused the record")],
-            resource="appointments", practice_id=PRACTICE, department_id="1", path=None,
-            run_id=None, now=datetime.now(UTC),
-        )  # fmt: skip
+            session,
+            [BadRecordLetter(record, "1\x00", "the database refused the record")],
+            resource="appointments",
+            practice_id=PRACTICE,
+            department_id="1",
+            path=None,
+            run_id=None,
+            now=datetime.now(UTC),
+        )
     [letter] = pg.rows("dead_letters")
     assert letter["record"] == {
         "appointmentid": "1\ufffd",

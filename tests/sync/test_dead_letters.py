@@ -123,8 +123,9 @@ def test_record_letter_replay_lands_the_record_once_it_maps(pg: Harness) -> None
     victim = h.rows("appointments")[0]
     record = victim["raw"]
     with h.engine.begin() as conn:
-        conn.exec_driver_sql("DELETE FROM appointments WHERE appointment_id = %s",
-                             (victim["appointment_id"],))  # fmt: skip
+        conn.exec_driver_sql(
+            "DELETE FROM appointments WHERE appointment_id = %s", (victim["appointment_id"],)
+        )
     # Store the record as a letter, as if an older mapper had refused it.
     from datetime import UTC, datetime
 
@@ -134,10 +135,15 @@ def test_record_letter_replay_lands_the_record_once_it_maps(pg: Harness) -> None
 
     with Session(h.engine) as session, session.begin():
         add_record_letters(
-            session, [BadRecordLetter(record, victim["appointment_id"], "old mapper bug")],
-            resource="appointments", practice_id=PRACTICE, department_id=None, path=None,
-            run_id=None, now=datetime.now(UTC),
-        )  # fmt: skip
+            session,
+            [BadRecordLetter(record, victim["appointment_id"], "old mapper bug")],
+            resource="appointments",
+            practice_id=PRACTICE,
+            department_id=None,
+            path=None,
+            run_id=None,
+            now=datetime.now(UTC),
+        )
     outcomes = _replay_all(h)
     assert [o.result for o in outcomes] == ["resolved"]
     assert victim["appointment_id"] in _appointment_ids(h)
@@ -168,9 +174,10 @@ def test_cli_lists_shows_replays_and_discards(pg_faulty: Harness) -> None:
     assert replay.exit_code == 1, "the practice still refuses us: replay fails"
     assert h.rows("dead_letters", f"id = {auth[0]['id']}")[0]["attempts"] == 2
     discard = runner.invoke(
-        cli, ["dead-letters", "discard", str(auth[0]["id"]), "--reason", "not our practice"],
+        cli,
+        ["dead-letters", "discard", str(auth[0]["id"]), "--reason", "not our practice"],
         env=env,
-    )  # fmt: skip
+    )
     assert discard.exit_code == 0
     row = h.rows("dead_letters", f"id = {auth[0]['id']}")[0]
     assert row["state"] == "discarded" and row["resolution_note"] == "not our practice"
@@ -206,10 +213,16 @@ def test_orphaned_running_rows_are_failed_by_the_sweep(pg: Harness) -> None:
 
     now = datetime.now(UTC)
     with Session(pg.engine) as session, session.begin():
-        old = start_run(session, Unit("providers", PRACTICE), run_group="g", task_id=None,
-                        now=now - timedelta(hours=3))  # fmt: skip
-        fresh = start_run(session, Unit("departments", PRACTICE), run_group="g", task_id=None,
-                          now=now)  # fmt: skip
+        old = start_run(
+            session,
+            Unit("providers", PRACTICE),
+            run_group="g",
+            task_id=None,
+            now=now - timedelta(hours=3),
+        )
+        fresh = start_run(
+            session, Unit("departments", PRACTICE), run_group="g", task_id=None, now=now
+        )
         assert fail_orphaned_runs(session, older_than=timedelta(hours=1), now=now) == 1
     statuses = {r["id"]: r["status"] for r in pg.rows("sync_runs")}
     assert statuses == {old: "failed", fresh: "running"}
@@ -278,10 +291,15 @@ def test_replaying_a_stale_record_never_overwrites_newer_data(pg: Harness) -> No
     stale = {**row["raw"], "lastname": "Old-Name"}
     with Session(h.engine) as session, session.begin():
         add_record_letters(
-            session, [BadRecordLetter(stale, row["provider_id"], "old mapper bug")],
-            resource="providers", practice_id=PRACTICE, department_id=None, path=None,
-            run_id=None, now=datetime.now(UTC) - timedelta(days=1),
-        )  # fmt: skip
+            session,
+            [BadRecordLetter(stale, row["provider_id"], "old mapper bug")],
+            resource="providers",
+            practice_id=PRACTICE,
+            department_id=None,
+            path=None,
+            run_id=None,
+            now=datetime.now(UTC) - timedelta(days=1),
+        )
     outcomes = _replay_all(h)
     assert [o.result for o in outcomes] == ["superseded"]
     assert h.rows("providers", f"provider_id = '{row['provider_id']}'")[0]["last_name"] != (

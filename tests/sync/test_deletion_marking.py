@@ -48,9 +48,14 @@ def h(make_sandbox: Callable[..., SandboxServer], fresh_pg_url: str) -> Iterator
 
 
 def run(
-    h: Harness, mode: str, *, resources: str = "appointments", settings: Settings | None = None,
-    on_progress: ProgressHook | None = None, runner: UnitRunner | None = None,
-) -> list[RunResult]:  # fmt: skip
+    h: Harness,
+    mode: str,
+    *,
+    resources: str = "appointments",
+    settings: Settings | None = None,
+    on_progress: ProgressHook | None = None,
+    runner: UnitRunner | None = None,
+) -> list[RunResult]:
     """A sync of the sandbox's configured days, with its own client and engine (as another
     process would have)."""
     config = h.server.config
@@ -98,8 +103,10 @@ def test_a_reconcile_whose_listing_moved_is_recorded_as_deferring_its_deletions(
     [moved] = run(h, "reconcile", on_progress=delete_one_after_the_first_page)
     [gone] = change["deleted"]
     assert (moved.status, moved.counts.deleted, moved.counts.deletions_deferred) == (
-        "succeeded", 0, True,
-    )  # fmt: skip
+        "succeeded",
+        0,
+        True,
+    )
     # Succeeded, yet the appointment deleted upstream is still live: the run says so.
     assert h.rows("appointments", f"appointment_id = '{gone}'")[0]["deleted_at"] is None
     assert h.rows("sync_runs", f"id = {moved.run_id}")[0]["deletions_deferred"] is True

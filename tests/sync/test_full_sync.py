@@ -245,8 +245,14 @@ def test_start_at_is_dst_correct_in_every_zone(pg: Harness) -> None:
     # Fixed points, independent of zoneinfo: on 2026-11-01 US/Eastern falls back at 02:00.
     fall_back = [a for a in truth["appointments"] if a["date"] == "11/01/2026"]
     assert fall_back, "appointments are served on the fall-back Sunday"
-    offsets = {"US/Eastern": (4, 5), "US/Central": (5, 6), "US/Mountain": (6, 7),
-               "US/Pacific": (7, 8), "America/Phoenix": (7, 7), "US/Arizona": (7, 7)}  # fmt: skip
+    offsets = {
+        "US/Eastern": (4, 5),
+        "US/Central": (5, 6),
+        "US/Mountain": (6, 7),
+        "US/Pacific": (7, 8),
+        "America/Phoenix": (7, 7),
+        "US/Arizona": (7, 7),
+    }
     for appt in fall_back:
         zone = zones[appt["departmentid"]]
         hour, minute = int(appt["starttime"][:2]), int(appt["starttime"][3:])

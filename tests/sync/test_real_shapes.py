@@ -18,40 +18,84 @@ from worker.settings import settings_from_env
 
 # From ATHENA_API.md §2.2-2.5 (recorded shapes).
 DEPARTMENT = {
-    "departmentid": "1", "name": "MAIN ST (HUB)", "patientdepartmentname": "Rome Office",
-    "address": "8762 STONERIDGE CT", "city": "CLAXTON", "state": "GA", "zip": "30417",
-    "phone": "(555) 916-7897", "timezone": -4, "timezoneoffset": -5, "timezonename": "US/Eastern",
-    "doesnotobservedst": False, "providergroupid": "1",
+    "departmentid": "1",
+    "name": "MAIN ST (HUB)",
+    "patientdepartmentname": "Rome Office",
+    "address": "8762 STONERIDGE CT",
+    "city": "CLAXTON",
+    "state": "GA",
+    "zip": "30417",
+    "phone": "(555) 916-7897",
+    "timezone": -4,
+    "timezoneoffset": -5,
+    "timezonename": "US/Eastern",
+    "doesnotobservedst": False,
+    "providergroupid": "1",
     "providergroupname": "Downtown Health Group",
-    "servicedepartment": True, "ishospitaldepartment": False, "placeofservicetypeid": "11",
-    "clinicals": "ON", "providerlist": ["68", "69", "75"],
-}  # fmt: skip
-NO_ZONE_NAME = {"departmentid": "2", "name": "DESERT", "timezoneoffset": -7,
-                "doesnotobservedst": True}  # fmt: skip
+    "servicedepartment": True,
+    "ishospitaldepartment": False,
+    "placeofservicetypeid": "11",
+    "clinicals": "ON",
+    "providerlist": ["68", "69", "75"],
+}
+NO_ZONE_NAME = {
+    "departmentid": "2",
+    "name": "DESERT",
+    "timezoneoffset": -7,
+    "doesnotobservedst": True,
+}
 PROVIDER = {
-    "providerid": 118, "firstname": "Shayna", "lastname": "Avallone",
-    "displayname": "Shayna Avallone, MD", "npi": 1245319599, "specialty": "Internal Medicine",
-    "providertype": "MD", "providertypeid": "MD", "entitytype": "Person", "billable": True,
-    "schedulingname": "savallone1", "providergrouplist": ["2", "22"],
+    "providerid": 118,
+    "firstname": "Shayna",
+    "lastname": "Avallone",
+    "displayname": "Shayna Avallone, MD",
+    "npi": 1245319599,
+    "specialty": "Internal Medicine",
+    "providertype": "MD",
+    "providertypeid": "MD",
+    "entitytype": "Person",
+    "billable": True,
+    "schedulingname": "savallone1",
+    "providergrouplist": ["2", "22"],
     "otherprovideridlist": ["119"],
-    "hideinportal": False, "createencounteroncheckin": True,
-}  # fmt: skip
+    "hideinportal": False,
+    "createencounteroncheckin": True,
+}
 SPARSE_PROVIDER = {"providerid": "120", "firstname": "Only", "lastname": "Names"}
 APPOINTMENT_TYPE = {
-    "appointmenttypeid": 82, "name": "Any 15", "shortname": "ANY5", "duration": 15,
-    "patientdisplayname": "Established Patient", "generic": True, "patient": True,
-    "templatetypeonly": False, "createencounteroncheckin": True,
-}  # fmt: skip
+    "appointmenttypeid": 82,
+    "name": "Any 15",
+    "shortname": "ANY5",
+    "duration": 15,
+    "patientdisplayname": "Established Patient",
+    "generic": True,
+    "patient": True,
+    "templatetypeonly": False,
+    "createencounteroncheckin": True,
+}
 APPOINTMENT = {
-    "appointmentid": "1115851", "date": "06/01/2020", "starttime": "08:00", "duration": 15,
-    "appointmentstatus": "f", "departmentid": "1", "providerid": "69", "hl7providerid": 69,
-    "patientid": "7895", "appointmenttypeid": "82", "appointmenttype": "Any 15",
-    "patientappointmenttypename": "Any 15", "lastmodified": "06/02/2020 17:30:37",
-    "lastmodifiedby": "API-15378", "scheduleddatetime": "06/02/2020 17:30:37",
-    "scheduledby": "API-15378", "templateappointmentid": "1115851",
-    "templateappointmenttypeid": "82", "copay": 0, "chargeentrynotrequired": False,
+    "appointmentid": "1115851",
+    "date": "06/01/2020",
+    "starttime": "08:00",
+    "duration": 15,
+    "appointmentstatus": "f",
+    "departmentid": "1",
+    "providerid": "69",
+    "hl7providerid": 69,
+    "patientid": "7895",
+    "appointmenttypeid": "82",
+    "appointmenttype": "Any 15",
+    "patientappointmenttypename": "Any 15",
+    "lastmodified": "06/02/2020 17:30:37",
+    "lastmodifiedby": "API-15378",
+    "scheduleddatetime": "06/02/2020 17:30:37",
+    "scheduledby": "API-15378",
+    "templateappointmentid": "1115851",
+    "templateappointmenttypeid": "82",
+    "copay": 0,
+    "chargeentrynotrequired": False,
     "coordinatorenterprise": False,
-}  # fmt: skip
+}
 
 
 def appointment(ident: str, **changes: Any) -> dict[str, Any]:
@@ -98,14 +142,20 @@ def fake(fresh_pg_url: str) -> Iterator[tuple[FakeAthena, Harness]]:
     server = ScriptedServer()
     server.start()
     upgrade(fresh_pg_url)
-    settings = settings_from_env({
-        "DATABASE_URL": fresh_pg_url, "ATHENA_BASE_URL": server.url,
-        "ATHENA_CLIENT_ID": "sandbox-client", "ATHENA_CLIENT_SECRET": "sandbox-secret",
-        "ATHENA_RATE_LIMIT_RPS": "1000", "ATHENA_RATE_LIMIT_BURST": "1000",
-        "ATHENA_MAX_ATTEMPTS": "1", "ATHENA_PAGE_LIMIT": "2",
-        # Syncs follow each other within a second here, in one process (no clock skew).
-        "SYNC_CLOCK_SKEW_SECONDS": "0",
-    })  # fmt: skip
+    settings = settings_from_env(
+        {
+            "DATABASE_URL": fresh_pg_url,
+            "ATHENA_BASE_URL": server.url,
+            "ATHENA_CLIENT_ID": "sandbox-client",
+            "ATHENA_CLIENT_SECRET": "sandbox-secret",
+            "ATHENA_RATE_LIMIT_RPS": "1000",
+            "ATHENA_RATE_LIMIT_BURST": "1000",
+            "ATHENA_MAX_ATTEMPTS": "1",
+            "ATHENA_PAGE_LIMIT": "2",
+            # Syncs follow each other within a second here, in one process (no clock skew).
+            "SYNC_CLOCK_SKEW_SECONDS": "0",
+        }
+    )
     harness = Harness(None, fresh_pg_url, settings)  # type: ignore[arg-type]  # no sandbox
     try:
         yield FakeAthena(server), harness
@@ -121,9 +171,12 @@ def _sync(h: Harness, resources: str = "all", mode: str = "incremental") -> list
     runtime = open_runtime(h.settings)
     try:
         request = SyncRequest(
-            expand_resources([resources]), ("195900",), mode,
-            datetime(2020, 6, 1).date(), datetime(2020, 6, 20).date(),
-        )  # fmt: skip
+            expand_resources([resources]),
+            ("195900",),
+            mode,
+            datetime(2020, 6, 1).date(),
+            datetime(2020, 6, 20).date(),
+        )
         return run_request(runtime.context(), request)
     finally:
         runtime.close()
@@ -252,10 +305,12 @@ def test_values_a_database_cannot_hold_cost_one_record_or_one_field(
     assert {key: d["error_message"] for key, d in letters.items()} == {
         ("providers", None): "providerid is Infinity, not an id",
         ("appointments", "1115851"): "copay is Infinity, a number JSON cannot hold",
-        ("appointments", "1115852"):
-            "appointmenttype holds a lone surrogate, text UTF-8 cannot encode",
+        (
+            "appointments",
+            "1115852",
+        ): "appointmenttype holds a lone surrogate, text UTF-8 cannot encode",
         ("appointments", "1115853"): "duration is negative",
-    }  # fmt: skip
+    }
     assert letters[("providers", None)]["record"]["providerid"] == "Infinity"
     assert letters[("appointments", "1115851")]["record"]["copay"] == "Infinity"
     assert letters[("appointments", "1115852")]["record"]["appointmenttype"] == "Any \ufffd15"

@@ -17,14 +17,24 @@ from worker.store.runs import utcnow
 from worker.sync.replay import ReplayOutcome, replay_letters
 
 PRACTICE_TASK = "tasks.sync_tasks.sync_practice"
-REQUEST = {"resources": ["providers", "appointments"], "practice_id": PRACTICE,
-           "mode": "reconcile", "start": "2026-10-01", "end": "2026-10-31"}  # fmt: skip
+REQUEST = {
+    "resources": ["providers", "appointments"],
+    "practice_id": PRACTICE,
+    "mode": "reconcile",
+    "start": "2026-10-01",
+    "end": "2026-10-31",
+}
 
 
 UNIT = {"resource": "providers", "practice_id": PRACTICE}
 POSITIONAL = [PRACTICE, ["providers", "appointments"], "reconcile", "2026-10-01", "2026-10-31"]
-DEFAULTS = {"resources": ["providers"], "practice_id": PRACTICE, "mode": "incremental",
-            "start": None, "end": None}  # fmt: skip
+DEFAULTS = {
+    "resources": ["providers"],
+    "practice_id": PRACTICE,
+    "mode": "incremental",
+    "start": None,
+    "end": None,
+}
 NOT_A_REQUEST = [PRACTICE, ["patients"]]
 
 
@@ -52,9 +62,12 @@ def _periodic(h: Harness) -> list[ReplayOutcome]:
     runtime = open_runtime(h.settings)
     try:
         return replay_letters(
-            runtime.context(), all_open=True, classes=RETRIABLE_CLASSES,
-            max_attempts=h.settings.dead_letter_max_attempts, replayable_only=True,
-        )  # fmt: skip
+            runtime.context(),
+            all_open=True,
+            classes=RETRIABLE_CLASSES,
+            max_attempts=h.settings.dead_letter_max_attempts,
+            replayable_only=True,
+        )
     finally:
         runtime.close()
 
@@ -77,9 +90,13 @@ def test_a_letter_with_nothing_to_replay_is_left_to_a_person(pg: Harness) -> Non
     assert (letters[stuck]["state"], letters[stuck]["attempts"]) == ("open", 1)
     assert letters[replayable]["state"] == "resolved"
     assert len(h.rows("providers")) == 8
-    env = {"DATABASE_URL": h.database_url, "ATHENA_BASE_URL": h.server.url,
-           "ATHENA_CLIENT_ID": "sandbox-client", "ATHENA_CLIENT_SECRET": "sandbox-secret",
-           "LOG_LEVEL": "ERROR"}  # fmt: skip
+    env = {
+        "DATABASE_URL": h.database_url,
+        "ATHENA_BASE_URL": h.server.url,
+        "ATHENA_CLIENT_ID": "sandbox-client",
+        "ATHENA_CLIENT_SECRET": "sandbox-secret",
+        "LOG_LEVEL": "ERROR",
+    }
     by_hand = CliRunner().invoke(cli, ["dead-letters", "replay", str(stuck)], env=env)
     assert by_hand.exit_code == 0 and "no unit of work stored" in by_hand.output
 

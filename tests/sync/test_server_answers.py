@@ -59,8 +59,10 @@ def test_a_403_on_one_endpoint_fails_its_unit_and_the_practice_syncs_on(
             ("appointment-types", "failed", "auth")
         ]
         assert {r.unit.resource for r in results if r.status == "succeeded"} == {
-            "departments", "providers", "appointments",
-        }  # fmt: skip
+            "departments",
+            "providers",
+            "appointments",
+        }
         truth = server.truth(PRACTICE)
         stored = {r["appointment_id"] for r in h.rows("appointments")}
         assert stored == {a["appointmentid"] for a in truth["appointments"]}
@@ -69,8 +71,10 @@ def test_a_403_on_one_endpoint_fails_its_unit_and_the_practice_syncs_on(
         assert h.rows("appointment_types") == []
         [letter] = h.rows("dead_letters")
         assert (letter["kind"], letter["error_class"], letter["http_status"]) == (
-            "request", "auth", 403,
-        )  # fmt: skip
+            "request",
+            "auth",
+            403,
+        )
         assert (letter["resource"], letter["path"]) == ("appointment-types", "/appointmenttypes")
         assert "/appointmenttypes" in letter["error_message"]
         assert letter["task_args"]["resource"] == "appointment-types"
@@ -88,9 +92,13 @@ def test_a_celery_fan_out_goes_on_past_a_403_on_departments(
             leases = Leases(connection, prefix=redis_prefix, ttl=30)
             request = SyncRequest(expand_resources(["all"]), (PRACTICE,))
             plan = fan_out(
-                runtime.context(), request, PRACTICE, run=leased_runner(leases),
-                send=_collect(sent), retry_later=True,
-            )  # fmt: skip
+                runtime.context(),
+                request,
+                PRACTICE,
+                run=leased_runner(leases),
+                send=_collect(sent),
+                retry_later=True,
+            )
         finally:
             runtime.close()
             connection.close()

@@ -53,10 +53,16 @@ def to_row(record: Mapping[str, Any], *, practice_id: str, **_context: Any) -> d
 
 
 RESOURCE = Resource(
-    name="rooms", path="/rooms", collection="rooms", id_field="roomid", model=Room,
-    to_row=to_row, key_column="room_id", params={"showall": "true"},
+    name="rooms",
+    path="/rooms",
+    collection="rooms",
+    id_field="roomid",
+    model=Room,
+    to_row=to_row,
+    key_column="room_id",
+    params={"showall": "true"},
     read=ReadStrategy.LISTING,
-)  # fmt: skip
+)
 # -------------------------------------------------------------------------------------------------
 
 
@@ -83,13 +89,19 @@ def test_a_toy_resource_syncs_end_to_end_through_the_unchanged_engine(
     upgrade(fresh_pg_url)
     engine = make_engine(fresh_pg_url)
     ToyBase.metadata.create_all(engine)
-    settings = settings_from_env({
-        "DATABASE_URL": fresh_pg_url, "ATHENA_BASE_URL": scripted.url,
-        "ATHENA_CLIENT_ID": "sandbox-client", "ATHENA_CLIENT_SECRET": "sandbox-secret",
-        "ATHENA_PRACTICE_IDS": PRACTICE, "ATHENA_PAGE_LIMIT": "2",
-        "ATHENA_RATE_LIMIT_RPS": "1000", "ATHENA_RATE_LIMIT_BURST": "1000",
-        "SYNC_CLOCK_SKEW_SECONDS": "0",  # rows written a moment ago may be marked
-    })  # fmt: skip
+    settings = settings_from_env(
+        {
+            "DATABASE_URL": fresh_pg_url,
+            "ATHENA_BASE_URL": scripted.url,
+            "ATHENA_CLIENT_ID": "sandbox-client",
+            "ATHENA_CLIENT_SECRET": "sandbox-secret",
+            "ATHENA_PRACTICE_IDS": PRACTICE,
+            "ATHENA_PAGE_LIMIT": "2",
+            "ATHENA_RATE_LIMIT_RPS": "1000",
+            "ATHENA_RATE_LIMIT_BURST": "1000",
+            "SYNC_CLOCK_SKEW_SECONDS": "0",  # rows written a moment ago may be marked
+        }
+    )
     rooms: list[Any] = [{"roomid": i, "name": f"Room {i}"} for i in range(1, 6)]
     rooms.append({"name": "no id"})  # a bad record: a dead letter, the rest lands
 

@@ -46,8 +46,10 @@ def test_a_lost_lease_rolls_the_page_back_and_counts_nothing(pg: Harness) -> Non
 def test_an_unexpected_error_fails_only_its_unit_with_a_letter(pg: Harness) -> None:
     result = _run(pg, Unit("providers", PRACTICE), _raise(KeyError("boom-secret-text")))
     assert (result.status, result.error_class, result.retriable) == (
-        "failed", "internal_error", False,
-    )  # fmt: skip
+        "failed",
+        "internal_error",
+        False,
+    )
     letter = pg.rows("dead_letters")[0]
     assert letter["error_class"] == "internal_error" and letter["task_args"]["resource"] == (
         "providers"

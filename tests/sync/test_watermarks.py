@@ -62,10 +62,15 @@ class DropDate:
 
 
 def run(
-    h: Harness, resources: str = "appointments", *, start: date | None = None,
-    end: date | None = None, on_progress: ProgressHook | None = None,
-    clock: Callable[[], datetime] | None = None, drop_date: DropDate | None = None,
-) -> list[RunResult]:  # fmt: skip
+    h: Harness,
+    resources: str = "appointments",
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    on_progress: ProgressHook | None = None,
+    clock: Callable[[], datetime] | None = None,
+    drop_date: DropDate | None = None,
+) -> list[RunResult]:
     """A run as the beat schedules it (no window: today's horizon), or a manual ``--from``/
     ``--to`` one; in-process, over HTTP, closed after."""
     session = build_session(h.settings)
@@ -278,12 +283,17 @@ def test_only_a_run_covering_the_horizon_advances_the_watermark(h: Harness) -> N
 
 def test_the_cli_summary_says_a_narrow_run_kept_the_watermark(h: Harness) -> None:
     env = {
-        "DATABASE_URL": h.database_url, "ATHENA_BASE_URL": h.server.url,
+        "DATABASE_URL": h.database_url,
+        "ATHENA_BASE_URL": h.server.url,
         "ATHENA_CLIENT_ID": h.server.config.client_id,
-        "ATHENA_CLIENT_SECRET": h.server.config.client_secret, "ATHENA_PRACTICE_IDS": PRACTICE,
-        "ATHENA_RATE_LIMIT_RPS": "1000", "ATHENA_RATE_LIMIT_BURST": "1000", "LOG_LEVEL": "ERROR",
-        "REDIS_KEY_PREFIX": h.settings.redis_key_prefix, **HORIZON,
-    }  # fmt: skip
+        "ATHENA_CLIENT_SECRET": h.server.config.client_secret,
+        "ATHENA_PRACTICE_IDS": PRACTICE,
+        "ATHENA_RATE_LIMIT_RPS": "1000",
+        "ATHENA_RATE_LIMIT_BURST": "1000",
+        "LOG_LEVEL": "ERROR",
+        "REDIS_KEY_PREFIX": h.settings.redis_key_prefix,
+        **HORIZON,
+    }
     runner = CliRunner()
     full = runner.invoke(cli, ["sync", "all", "--no-progress"], env=env)
     assert full.exit_code == 0, full.output

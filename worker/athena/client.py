@@ -209,9 +209,15 @@ class AthenaClient:
             )
             number += 1
             yield Page(
-                records, pager.offset, totalcount, number, following is None, path, query,
+                records,
+                pager.offset,
+                totalcount,
+                number,
+                following is None,
+                path,
+                query,
                 reply.server_time,
-            )  # fmt: skip
+            )
             pager = following
 
     def _authorized(self, practice_id: str, path: str, query: dict[str, Any]) -> Reply:

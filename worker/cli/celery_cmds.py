@@ -39,9 +39,13 @@ def exec_celery(argv: Sequence[str]) -> None:
 
 @click.command(context_settings=PASS_THROUGH)
 @click.option(
-    "-c", "--concurrency", default=DEFAULT_CONCURRENCY, show_default=True, type=click.IntRange(1),
+    "-c",
+    "--concurrency",
+    default=DEFAULT_CONCURRENCY,
+    show_default=True,
+    type=click.IntRange(1),
     help="Pool processes in this worker (each syncs one unit at a time).",
-)  # fmt: skip
+)
 @click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
 def worker(concurrency: int, celery_args: tuple[str, ...]) -> None:
     """Run a Celery worker: `celery -A worker.app worker --loglevel=INFO --concurrency=N`."""

@@ -62,5 +62,6 @@ def _tell_wait(unit: Unit, holder: Holder, seconds: float) -> None:
     console.print(
         f"waiting up to {seconds:.0f} s for {unit.key}: another trigger is running it "
         f"(lease held by task {holder.owner}, token {holder.token})",
-        highlight=False, markup=False,
-    )  # fmt: skip
+        highlight=False,
+        markup=False,
+    )

@@ -35,8 +35,9 @@ def _since(_: object, param: click.Parameter, value: str | None) -> datetime | N
 
 
 @dead_letters.command("list")
-@click.option("--state", type=click.Choice([*LETTER_STATES, "all"]), default="open",
-              show_default=True)  # fmt: skip
+@click.option(
+    "--state", type=click.Choice([*LETTER_STATES, "all"]), default="open", show_default=True
+)
 @click.option("--resource", default=None, help="Only this resource, e.g. appointments.")
 @click.option("--practice", default=None, help="Only this practice id.")
 @click.option("--since", callback=_since, help="Only letters failing since (ISO date/time, UTC).")
@@ -61,16 +62,36 @@ def list_cmd(
     finally:
         runtime.close()
     table = Table(title=f"dead letters ({state})")
-    for name in ("id", "kind", "class", "resource", "practice", "dept", "status", "record id",
-                 "attempts", "last failed", "state", "error"):  # fmt: skip
+    for name in (
+        "id",
+        "kind",
+        "class",
+        "resource",
+        "practice",
+        "dept",
+        "status",
+        "record id",
+        "attempts",
+        "last failed",
+        "state",
+        "error",
+    ):
         table.add_column(name)
     for d in letters:
         table.add_row(
-            str(d.id), d.kind, d.error_class, d.resource, d.practice_id or "",
-            d.department_id or "", str(d.http_status or ""), d.record_id or "", str(d.attempts),
-            d.last_failed_at.strftime("%Y-%m-%d %H:%M:%S"), d.state,
+            str(d.id),
+            d.kind,
+            d.error_class,
+            d.resource,
+            d.practice_id or "",
+            d.department_id or "",
+            str(d.http_status or ""),
+            d.record_id or "",
+            str(d.attempts),
+            d.last_failed_at.strftime("%Y-%m-%d %H:%M:%S"),
+            d.state,
             (d.api_error or d.error_message or "")[:60],
-        )  # fmt: skip
+        )
     console.print(table)
 
 
@@ -104,9 +125,12 @@ def replay_cmd(letter_ids: tuple[int, ...], all_open: bool, dry_run: bool) -> No
     runtime = runtime_for(settings)
     try:
         outcomes = replay_letters(
-            runtime.context(), ids=list(letter_ids) or None, all_open=all_open, dry_run=dry_run,
+            runtime.context(),
+            ids=list(letter_ids) or None,
+            all_open=all_open,
+            dry_run=dry_run,
             run=unit_runner(runtime),
-        )  # fmt: skip
+        )
     finally:
         runtime.close()
     console.print(_outcomes_table(outcomes, dry_run=dry_run))

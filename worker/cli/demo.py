@@ -32,8 +32,13 @@ def _served_days(truth: dict[str, Any]) -> tuple[date, date]:
     return min(days), max(days)
 
 
-def _demo_settings(settings: Settings, server: SandboxServer, config: SandboxConfig,
-                   database_url: str | None, faults: bool) -> Settings:  # fmt: skip
+def _demo_settings(
+    settings: Settings,
+    server: SandboxServer,
+    config: SandboxConfig,
+    database_url: str | None,
+    faults: bool,
+) -> Settings:
     practices = config.practices + (config.forbidden_practices if faults else ())
     return settings.with_overrides(
         database_url=database_url or settings.database_url,
@@ -67,9 +72,12 @@ def demo(database_url: str | None, seed: int, appointments: int, faults: bool) -
         upgrade(demo_settings.database_url)
         start, end = _served_days(server.truth(config.practices[0]))
         request = SyncRequest(
-            resources=expand_resources(["all"]), practices=demo_settings.athena_practice_ids,
-            mode="incremental", start=start, end=end,
-        )  # fmt: skip
+            resources=expand_resources(["all"]),
+            practices=demo_settings.athena_practice_ids,
+            mode="incremental",
+            start=start,
+            end=end,
+        )
         runtime = open_runtime(demo_settings)
         try:
             with progress_bar() as hook:

@@ -43,8 +43,11 @@ def enqueue_request(
         console.print(summary_table(results))
     print_failures(results)
     if pending:
-        click.echo(f"timed out after {timeout:g} s; still pending or running on the workers "
-                   f"(not cancelled):", err=True)  # fmt: skip
+        click.echo(
+            f"timed out after {timeout:g} s; still pending or running on the workers "
+            f"(not cancelled):",
+            err=True,
+        )
         for line in pending:
             click.echo(f"  {line}", err=True)
         return 1
@@ -90,8 +93,10 @@ def _wait_practice(
     not done by the deadline goes to ``pending``."""
     plan = deadline.outcome(practice_result)
     if plan is PENDING:
-        pending.append(f"practice={practice_id} task={practice_result.id} sync_practice "
-                       f"{practice_result.state} (its units are not planned yet)")  # fmt: skip
+        pending.append(
+            f"practice={practice_id} task={practice_result.id} sync_practice "
+            f"{practice_result.state} (its units are not planned yet)"
+        )
         return []
     if not isinstance(plan, dict):
         click.echo(f"task {practice_result.id} failed: {plan!r}", err=True)
@@ -124,6 +129,11 @@ def result_from_json(data: dict[str, Any]) -> RunResult:
     """A RunResult back from its JSON form (a Celery result)."""
     counts = Counts.from_json(data)
     return RunResult(
-        Unit.from_json(data["unit"]), data.get("run_id"), str(data["status"]), counts,
-        error=data.get("error"), error_class=data.get("error_class"), note=data.get("note"),
-    )  # fmt: skip
+        Unit.from_json(data["unit"]),
+        data.get("run_id"),
+        str(data["status"]),
+        counts,
+        error=data.get("error"),
+        error_class=data.get("error_class"),
+        note=data.get("note"),
+    )

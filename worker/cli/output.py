@@ -66,10 +66,16 @@ def summary_table(results: Sequence[RunResult]) -> Table:
         counts = {c: str(getattr(r.counts, c)) for c in (*COUNT_COLUMNS, "api_calls")}
         counts["deleted"] = deleted_cell(r.counts.deleted, r.counts.deletions_deferred)
         table.add_row(
-            str(r.run_id or ""), r.unit.resource, r.unit.practice_id, r.unit.department_id or "",
-            _window(r.unit), r.unit.mode, f"[{style}]{r.status}[/]", *counts.values(),
+            str(r.run_id or ""),
+            r.unit.resource,
+            r.unit.practice_id,
+            r.unit.department_id or "",
+            _window(r.unit),
+            r.unit.mode,
+            f"[{style}]{r.status}[/]",
+            *counts.values(),
             *([r.note or ""] if notes else []),
-        )  # fmt: skip
+        )
     deferred = sum(1 for r in results if r.counts.deletions_deferred)
     if deferred:
         table.caption = (

@@ -129,11 +129,24 @@ def sandbox() -> None:
 @click.option("--quiet", is_flag=True, help="Do not print one line per request.")
 @_fault_options
 def serve(
-    host: str, port: int, seed: int, practices: str, forbidden_practices: str,
-    forbidden_endpoints: str, empty_practices: str, departments: int,
-    providers: int, appointment_types: int, appointments: int, days: int, anchor_date: str | None,
-    token_ttl: int, token_mints_per_minute: int, quiet: bool, **faults: Any,
-) -> None:  # fmt: skip
+    host: str,
+    port: int,
+    seed: int,
+    practices: str,
+    forbidden_practices: str,
+    forbidden_endpoints: str,
+    empty_practices: str,
+    departments: int,
+    providers: int,
+    appointment_types: int,
+    appointments: int,
+    days: int,
+    anchor_date: str | None,
+    token_ttl: int,
+    token_mints_per_minute: int,
+    quiet: bool,
+    **faults: Any,
+) -> None:
     """Serve the sandbox until interrupted."""
     from sandbox.config import ConfigError, SandboxConfig
     from sandbox.server import SandboxServer
@@ -142,13 +155,21 @@ def serve(
     extra: dict[str, Any] = {"anchor_date": anchor} if anchor else {}
     try:
         config = SandboxConfig(
-            seed=seed, practices=_ids(practices), forbidden_practices=_ids(forbidden_practices),
-            empty_practices=_ids(empty_practices), forbidden_endpoints=_ids(forbidden_endpoints),
-            departments=departments, providers=providers,
+            seed=seed,
+            practices=_ids(practices),
+            forbidden_practices=_ids(forbidden_practices),
+            empty_practices=_ids(empty_practices),
+            forbidden_endpoints=_ids(forbidden_endpoints),
+            departments=departments,
+            providers=providers,
             appointment_types=appointment_types,
-            appointments=appointments, days=days, token_ttl_seconds=token_ttl,
-            token_mints_per_minute=token_mints_per_minute, faults=_faults(faults), **extra,
-        )  # fmt: skip
+            appointments=appointments,
+            days=days,
+            token_ttl_seconds=token_ttl,
+            token_mints_per_minute=token_mints_per_minute,
+            faults=_faults(faults),
+            **extra,
+        )
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     server = SandboxServer(config, host=host, port=port, on_request=None if quiet else _echo)

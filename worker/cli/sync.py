@@ -39,16 +39,22 @@ def exit_code(results: list[RunResult]) -> int:
 @click.option("--from", "start", callback=_parse_day, help="First appointment day, YYYY-MM-DD.")
 @click.option("--to", "end", callback=_parse_day, help="Last appointment day, YYYY-MM-DD.")
 @click.option(
-    "--mode", type=click.Choice(["incremental", "reconcile"]), default="incremental",
-    show_default=True, help="Appointments: changes since the watermark, or whole windows.",
-)  # fmt: skip
+    "--mode",
+    type=click.Choice(["incremental", "reconcile"]),
+    default="incremental",
+    show_default=True,
+    help="Appointments: changes since the watermark, or whole windows.",
+)
 @click.option("--enqueue", is_flag=True, help="Send to the Celery workers instead of running here.")
 @click.option("--wait", is_flag=True, help="With --enqueue: wait for the results and print them.")
 @click.option(
-    "--timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="SECONDS",
     help="With --enqueue --wait: stop waiting after SECONDS, list what is still running, exit 1 "
     "(default: no limit).",
-)  # fmt: skip
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar (e.g. when logging to a file).")
 def sync(
     resource: str,
@@ -101,8 +107,11 @@ def runs(limit: int, practice: str | None, resource: str | None, status: str | N
     try:
         with runtime.sessions() as session:
             query = sa.select(SyncRun).order_by(SyncRun.id.desc()).limit(limit)
-            for column, value in (("practice_id", practice), ("resource", resource),
-                                  ("status", status)):  # fmt: skip
+            for column, value in (
+                ("practice_id", practice),
+                ("resource", resource),
+                ("status", status),
+            ):
                 if value is not None:
                     query = query.where(getattr(SyncRun, column) == value)
             rows = list(session.scalars(query))
@@ -115,16 +124,40 @@ def runs(limit: int, practice: str | None, resource: str | None, status: str | N
 
 def _runs_table(rows: list[SyncRun]) -> Table:
     table = Table(title="recent sync runs")
-    for name in ("id", "started", "resource", "practice", "dept", "mode", "status", "fetched",
-                 "ins", "upd", "del", "letters", "api calls", "error"):  # fmt: skip
+    for name in (
+        "id",
+        "started",
+        "resource",
+        "practice",
+        "dept",
+        "mode",
+        "status",
+        "fetched",
+        "ins",
+        "upd",
+        "del",
+        "letters",
+        "api calls",
+        "error",
+    ):
         table.add_column(name)
     for run in rows:
         table.add_row(
-            str(run.id), run.started_at.strftime("%Y-%m-%d %H:%M:%S"), run.resource,
-            run.practice_id, run.department_id or "", run.mode, run.status, str(run.fetched),
-            str(run.inserted), str(run.updated), deleted_cell(run.deleted, run.deletions_deferred),
-            str(run.dead_lettered), str(run.api_calls), (run.error_summary or "")[:60],
-        )  # fmt: skip
+            str(run.id),
+            run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            run.resource,
+            run.practice_id,
+            run.department_id or "",
+            run.mode,
+            run.status,
+            str(run.fetched),
+            str(run.inserted),
+            str(run.updated),
+            deleted_cell(run.deleted, run.deletions_deferred),
+            str(run.dead_lettered),
+            str(run.api_calls),
+            (run.error_summary or "")[:60],
+        )
     return table
 
 

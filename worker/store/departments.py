@@ -51,5 +51,3 @@ def _known_zone(name: str | None) -> bool:
     except BadRecord:
         return False
     return True
-
-

@@ -138,9 +138,12 @@ def add_request_letter(
     # each attempt must bump one letter.
     identity = failure.identity or failure.task_args or {"path": failure.path, "params": params}
     key = request_key(
-        failure.resource, failure.practice_id, failure.department_id, identity,
+        failure.resource,
+        failure.practice_id,
+        failure.department_id,
+        identity,
         failure.error_class,
-    )  # fmt: skip
+    )
     _upsert_letter(
         session,
         {

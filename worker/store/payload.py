@@ -110,7 +110,9 @@ def pg_source(table: sa.Table, names: Sequence[str], split_raw: bool) -> Any:
         "last_sync_run_id": sa.bindparam("run_id", type_=sa.BigInteger()),
     }
     return sa.select(
-        *(sa.literal_column(f"{'raws' if split_raw and name == 'raw' else 'src'}.{name}")
-          for name in names),
+        *(
+            sa.literal_column(f"{'raws' if split_raw and name == 'raw' else 'src'}.{name}")
+            for name in names
+        ),
         *(sa.cast(value, table.c[name].type).label(name) for name, value in bookkeeping.items()),
-    ).select_from(sa.text(source).bindparams(*binds))  # fmt: skip
+    ).select_from(sa.text(source).bindparams(*binds))

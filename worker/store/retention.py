@@ -75,9 +75,13 @@ def purge_old_runs(session: Session, *, retention_days: int, now: datetime) -> i
     # but it is the same unit, so its window is not part of the grouping.
     windowed = runs.c.mode != "incremental"
     newest = sa.select(sa.func.max(runs.c.id)).group_by(
-        runs.c.resource, runs.c.practice_id, runs.c.mode, runs.c.department_id,
-        sa.case((windowed, runs.c.window_start)), sa.case((windowed, runs.c.window_end)),
-    )  # fmt: skip
+        runs.c.resource,
+        runs.c.practice_id,
+        runs.c.mode,
+        runs.c.department_id,
+        sa.case((windowed, runs.c.window_start)),
+        sa.case((windowed, runs.c.window_end)),
+    )
     cited = sa.select(DeadLetter.id).where(DeadLetter.sync_run_id == SyncRun.id)
     return _deleted(
         session.execute(

@@ -209,8 +209,12 @@ def _sqlite_upsert(
     for chunk in _chunks(page, MAX_BIND_PARAMS // len(pk)):
         keys = [tuple(row[name] for name in pk) for row in chunk]
         existing |= _existing(session, table, pk, keys)
-    extra = {"first_seen_at": binds["now"], "last_seen_at": binds["now"], "deleted_at": None,
-             "last_sync_run_id": binds["run_id"]}  # fmt: skip
+    extra = {
+        "first_seen_at": binds["now"],
+        "last_seen_at": binds["now"],
+        "deleted_at": None,
+        "last_sync_run_id": binds["run_id"],
+    }
     params = [{**row, **extra} for row in page]
     if "ceiling" in binds:
         params = [{**row, "ceiling": binds["ceiling"]} for row in params]

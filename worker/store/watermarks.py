@@ -29,9 +29,13 @@ def set_watermark(
 ) -> None:
     """Store the watermark in the caller's transaction (never moves backwards)."""
     stmt = insert_for(session, SyncState).values(
-        practice_id=practice_id, resource=resource, scope=scope, watermark=watermark,
-        updated_at=now, last_run_id=run_id,
-    )  # fmt: skip
+        practice_id=practice_id,
+        resource=resource,
+        scope=scope,
+        watermark=watermark,
+        updated_at=now,
+        last_run_id=run_id,
+    )
     table = SyncState.__table__
     newer = (table.c.watermark.is_(None)) | (stmt.excluded.watermark > table.c.watermark)
     stmt = stmt.on_conflict_do_update(

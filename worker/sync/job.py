@@ -150,9 +150,13 @@ def write_page(job: Job, session: Session, page: Page, mapped: MappedPage) -> Co
     unit, counts = job.unit, replace(job.counts)
     now = job.ctx.clock()
     result, refused = write_rows(
-        session, resource_for(unit.resource), mapped.rows, mapped.sources, run_id=job.run_id,
+        session,
+        resource_for(unit.resource),
+        mapped.rows,
+        mapped.sources,
+        run_id=job.run_id,
         now=now,
-    )  # fmt: skip
+    )
     for letter in refused:
         mapped.bad.append(letter)
         mapped.good_ids.remove(str(letter.record_id))
@@ -161,22 +165,35 @@ def write_page(job: Job, session: Session, page: Page, mapped: MappedPage) -> Co
     counts.updated += result.updated
     counts.unchanged += result.unchanged
     counts.dead_lettered += add_record_letters(
-        session, mapped.bad, resource=unit.resource, practice_id=unit.practice_id,
-        department_id=unit.department_id, path=page.path, run_id=job.run_id, now=now,
-    )  # fmt: skip
+        session,
+        mapped.bad,
+        resource=unit.resource,
+        practice_id=unit.practice_id,
+        department_id=unit.department_id,
+        path=page.path,
+        run_id=job.run_id,
+        now=now,
+    )
     if job.resolve_letters:
         resolve_record_letters(
-            session, resource=unit.resource, practice_id=unit.practice_id,
-            record_ids=mapped.good_ids, now=now,
-        )  # fmt: skip
+            session,
+            resource=unit.resource,
+            practice_id=unit.practice_id,
+            record_ids=mapped.good_ids,
+            now=now,
+        )
     counts.api_calls = job.ctx.client.stats.requests - job.calls_base
     if job.ctx.fence is not None:
         job.ctx.fence(session, unit)
     save_progress(session, job.run_id, counts)
     log.debug(
-        "sync.page_upserted", page=page.number, records=len(page.records),
-        inserted=result.inserted, updated=result.updated, dead_lettered=len(mapped.bad),
-    )  # fmt: skip
+        "sync.page_upserted",
+        page=page.number,
+        records=len(page.records),
+        inserted=result.inserted,
+        updated=result.updated,
+        dead_lettered=len(mapped.bad),
+    )
     if job.ctx.on_progress is not None:
         job.ctx.on_progress(unit, counts)
     return counts

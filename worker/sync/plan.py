@@ -45,9 +45,12 @@ class SyncRequest:
     def practice_json(self, practice_id: str) -> dict[str, Any]:
         """One practice's share of the request, JSON-safe (a ``sync_practice`` letter keeps it)."""
         return {
-            "resources": list(self.resources), "practice_id": practice_id, "mode": self.mode,
-            "start": _iso(self.start), "end": _iso(self.end),
-        }  # fmt: skip
+            "resources": list(self.resources),
+            "practice_id": practice_id,
+            "mode": self.mode,
+            "start": _iso(self.start),
+            "end": _iso(self.end),
+        }
 
     @classmethod
     def from_practice_json(cls, data: Mapping[str, Any]) -> SyncRequest:
@@ -56,9 +59,12 @@ class SyncRequest:
         if not isinstance(resources, list | tuple) or not resources:
             raise ValueError(f"resources must be a non-empty list, got {resources!r}")
         return cls(
-            tuple(map(str, resources)), (str(data["practice_id"]),),
-            str(data.get("mode") or "incremental"), _day(data.get("start")), _day(data.get("end")),
-        )  # fmt: skip
+            tuple(map(str, resources)),
+            (str(data["practice_id"]),),
+            str(data.get("mode") or "incremental"),
+            _day(data.get("start")),
+            _day(data.get("end")),
+        )
 
 
 def _iso(day: date | None) -> str | None:
@@ -103,9 +109,14 @@ def practice_units(ctx: SyncContext, request: SyncRequest, practice_id: str) -> 
     department_ids = live_department_ids(ctx, practice_id)
     for name in per_department:
         yield from department_units(
-            name, practice_id, department_ids, mode=request.mode, start=start, end=end,
+            name,
+            practice_id,
+            department_ids,
+            mode=request.mode,
+            start=start,
+            end=end,
             max_days=ctx.settings.sync_window_days,
-        )  # fmt: skip
+        )
 
 
 def _window(ctx: SyncContext, request: SyncRequest) -> tuple[date, date]:
@@ -241,8 +252,9 @@ def _unplanned(
     )
     unit = Unit(name, practice_id, request.mode)
     with ctx.sessions.begin() as session:
-        run_id = start_run(session, unit, run_group=ctx.run_group, task_id=ctx.task_id,
-                           now=ctx.clock())  # fmt: skip
+        run_id = start_run(
+            session, unit, run_group=ctx.run_group, task_id=ctx.task_id, now=ctx.clock()
+        )
         finish_run(session, run_id, Counts(), status="failed", now=ctx.clock(), error=error)
     log.warning("sync.unplanned", resource=name, practice_id=practice_id)
     return RunResult(unit, run_id, "failed", error=error)

@@ -48,9 +48,11 @@ def fetch_ahead(make: Callable[[], Iterator[T]], *, depth: int = 1) -> Generator
     stop = threading.Event()
     context = contextvars.copy_context()
     thread = threading.Thread(
-        target=context.run, args=(_produce, make, ready, room, stop), daemon=True,
+        target=context.run,
+        args=(_produce, make, ready, room, stop),
+        daemon=True,
         name="fetch-ahead",
-    )  # fmt: skip
+    )
     thread.start()
     try:
         while True:

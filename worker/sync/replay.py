@@ -96,17 +96,24 @@ def replay_letters(
     ``run`` runs a unit of work (pass a leased runner so a replay never overlaps a sync)."""
     with ctx.sessions() as session:
         letters = select_letters(
-            session, ids=ids, all_open=all_open, classes=classes, max_attempts=max_attempts,
+            session,
+            ids=ids,
+            all_open=all_open,
+            classes=classes,
+            max_attempts=max_attempts,
             replayable_only=replayable_only,
-        )  # fmt: skip
+        )
         session.expunge_all()
     outcomes = []
     for letter in letters:
         outcome = _replay_one(ctx, letter, dry_run=dry_run, run=run)
         log.info(
-            "deadletter.replayed", letter_id=letter.id, kind=letter.kind, result=outcome.result,
+            "deadletter.replayed",
+            letter_id=letter.id,
+            kind=letter.kind,
+            result=outcome.result,
             dry_run=dry_run,
-        )  # fmt: skip
+        )
         outcomes.append(outcome)
     return outcomes
 
@@ -247,9 +254,13 @@ def _replay_record(ctx: SyncContext, letter: DeadLetter, *, dry_run: bool) -> Re
         if dry_run:
             return ReplayOutcome(letter.id, "record", action, "would replay", "record now maps")
         upsert_page(
-            session, resource.model, [row], run_id=None, now=ctx.clock(),
+            session,
+            resource.model,
+            [row],
+            run_id=None,
+            now=ctx.clock(),
             guard_column=resource.guard_column,
-        )  # fmt: skip
+        )
         _resolve_in(session, letter.id, now=ctx.clock(), note="record re-mapped and stored")
     return ReplayOutcome(letter.id, "record", action, "resolved")
 

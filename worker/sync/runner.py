@@ -24,9 +24,12 @@ log = structlog.get_logger()
 # Celery's time-limit exceptions (matched by name: the engine does not depend on Celery).
 TIME_LIMITS = ("SoftTimeLimitExceeded", "TimeLimitExceeded")
 TRANSIENT = (
-    sa.exc.OperationalError, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError,
-    ConnectionError, TimeoutError,
-)  # fmt: skip
+    sa.exc.OperationalError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
 
 # Re-exported: callers build a SyncContext and hand it to run_unit.
 __all__ = [
@@ -58,16 +61,23 @@ def run_unit(ctx: SyncContext, unit: Unit) -> RunResult:
     except LeaseLost as exc:
         job.count_calls()
         with ctx.sessions.begin() as session:
-            finish_run(session, run_id, job.counts, status="skipped", now=ctx.clock(),
-                       error=str(exc))  # fmt: skip
+            finish_run(
+                session, run_id, job.counts, status="skipped", now=ctx.clock(), error=str(exc)
+            )
         return RunResult(unit, run_id, "skipped", job.counts, error=str(exc))
     except Exception as exc:
         job.count_calls()
         if type(exc).__name__ in TIME_LIMITS:
             # The worker wants this task stopped: record it, then let the task end.
             with ctx.sessions.begin() as session:
-                finish_run(session, run_id, job.counts, status="failed", now=ctx.clock(),
-                           error=safe_summary(exc))  # fmt: skip
+                finish_run(
+                    session,
+                    run_id,
+                    job.counts,
+                    status="failed",
+                    now=ctx.clock(),
+                    error=safe_summary(exc),
+                )
             raise
         return _crash(job, exc)
     finally:
@@ -92,20 +102,31 @@ def _crash(job: Job, exc: Exception) -> RunResult:
     error_class = "retriable" if transient else "internal_error"
     log.error("sync.unit_crashed", unit=unit.key, error=summary, transient=transient)
     failure = RequestFailure(
-        resource=unit.resource, practice_id=unit.practice_id, department_id=unit.department_id,
-        path=None, params=job.params, error=None, error_class=error_class,
-        message=summary, task_name=ctx.task_name, task_args=unit.to_json(),
+        resource=unit.resource,
+        practice_id=unit.practice_id,
+        department_id=unit.department_id,
+        path=None,
+        params=job.params,
+        error=None,
+        error_class=error_class,
+        message=summary,
+        task_name=ctx.task_name,
+        task_args=unit.to_json(),
         identity=unit.identity(),
-    )  # fmt: skip
+    )
     with ctx.sessions.begin() as session:
         add_request_letter(session, failure, run_id=job.run_id, now=ctx.clock())
         job.counts.dead_lettered += 1
-        finish_run(session, job.run_id, job.counts, status="failed", now=ctx.clock(),
-                   error=summary)  # fmt: skip
+        finish_run(session, job.run_id, job.counts, status="failed", now=ctx.clock(), error=summary)
     return RunResult(
-        unit, job.run_id, "failed", job.counts, error=summary, error_class=error_class,
+        unit,
+        job.run_id,
+        "failed",
+        job.counts,
+        error=summary,
+        error_class=error_class,
         retriable=transient,
-    )  # fmt: skip
+    )
 
 
 def _fail(job: Job, exc: AthenaError) -> RunResult:
@@ -129,15 +150,25 @@ def _fail(job: Job, exc: AthenaError) -> RunResult:
         add_request_letter(session, failure, run_id=job.run_id, now=ctx.clock())
         job.counts.dead_lettered += 1
         finish_run(
-            session, job.run_id, job.counts, status="failed", now=ctx.clock(),
+            session,
+            job.run_id,
+            job.counts,
+            status="failed",
+            now=ctx.clock(),
             error=str(exc)[:2000],
-        )  # fmt: skip
+        )
     log.warning("sync.unit_failed", unit=unit.key, error_class=error_class, status=exc.status)
     return RunResult(
-        unit, job.run_id, "failed", job.counts, error=str(exc), error_class=error_class,
-        retriable=isinstance(exc, RetriableError), retry_after=exc.retry_after,
+        unit,
+        job.run_id,
+        "failed",
+        job.counts,
+        error=str(exc),
+        error_class=error_class,
+        retriable=isinstance(exc, RetriableError),
+        retry_after=exc.retry_after,
         http_status=exc.status,
-    )  # fmt: skip
+    )
 
 
 def is_practice_fatal(result: RunResult) -> bool:
@@ -155,8 +186,12 @@ def skip_unit(ctx: SyncContext, unit: Unit, reason: str) -> RunResult:
     """Record a unit that did not run (lease held, practice refused), with the reason."""
     with ctx.sessions.begin() as session:
         run_id = record_skipped(
-            session, unit, run_group=ctx.run_group, task_id=ctx.task_id, reason=reason[:2000],
+            session,
+            unit,
+            run_group=ctx.run_group,
+            task_id=ctx.task_id,
+            reason=reason[:2000],
             now=ctx.clock(),
-        )  # fmt: skip
+        )
     log.info("sync.unit_skipped", unit=unit.key, reason=reason)
     return RunResult(unit, run_id, "skipped", error=reason)

@@ -54,9 +54,12 @@ def _reconcile_window(job: Job, start: date, end: date, context: dict[str, Any])
         model.local_date <= end,  # type: ignore[attr-defined]
     )
     read_then_mark(
-        job, _window_params(job.unit, start, end),
-        lambda records: map_page(job, records, context), model, scope,
-    )  # fmt: skip
+        job,
+        _window_params(job.unit, start, end),
+        lambda records: map_page(job, records, context),
+        model,
+        scope,
+    )
 
 
 def _incremental(job: Job, start: date, end: date, context: dict[str, Any]) -> None:
@@ -87,9 +90,14 @@ def _incremental(job: Job, start: date, end: date, context: dict[str, Any]) -> N
             counts = write_page(job, session, page, mapped)
             if advance and page.last and index == len(listings) - 1:
                 watermarks.set_watermark(
-                    session, unit.practice_id, unit.resource, scope, _bounded(newest, began),
-                    run_id=job.run_id, now=ctx.clock(),
-                )  # fmt: skip
+                    session,
+                    unit.practice_id,
+                    unit.resource,
+                    scope,
+                    _bounded(newest, began),
+                    run_id=job.run_id,
+                    now=ctx.clock(),
+                )
         job.counts = counts
 
 
@@ -110,9 +118,10 @@ def _covers_horizon(job: Job, start: date, end: date) -> bool:
     watermark was kept (a manual ``--from``/``--to`` run)."""
     settings = job.ctx.settings
     first, last = default_window(
-        job.ctx.clock().date(), days_back=settings.sync_days_back,
+        job.ctx.clock().date(),
+        days_back=settings.sync_days_back,
         days_ahead=settings.sync_days_ahead,
-    )  # fmt: skip
+    )
     if start <= first and last <= end:
         return True
     job.note = f"watermark kept: narrower than the horizon {first.isoformat()}..{last.isoformat()}"

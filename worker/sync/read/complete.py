@@ -45,9 +45,11 @@ def read_then_mark(
         job.counts = counts
     if totals != {read}:
         log.warning(
-            "sync.deletions_deferred", totalcounts=sorted(str(t) for t in totals), read=read,
+            "sync.deletions_deferred",
+            totalcounts=sorted(str(t) for t in totals),
+            read=read,
             reason="the listing changed or gave no totalcount while it was read",
-        )  # fmt: skip
+        )
         job.counts = replace(job.counts, deletions_deferred=True)
         return
     _mark(job, model, seen, scope, began)
@@ -63,14 +65,20 @@ def _mark(job: Job, model: Any, seen: set[str], scope: tuple[Any, ...], began: d
         if job.ctx.on_progress is not None:
             job.ctx.on_progress(job.unit, job.counts)  # the lease check, before marking
         marked = mark_missing(
-            session, model, practice_id=job.unit.practice_id, seen_ids=seen,
-            scope_filter=scope, now=job.ctx.clock(), run_id=job.run_id,
+            session,
+            model,
+            practice_id=job.unit.practice_id,
+            seen_ids=seen,
+            scope_filter=scope,
+            now=job.ctx.clock(),
+            run_id=job.run_id,
             spare_written_since=began - skew,
-        )  # fmt: skip
+        )
         counts = replace(
-            job.counts, deleted=job.counts.deleted + marked.deleted,
+            job.counts,
+            deleted=job.counts.deleted + marked.deleted,
             deletions_deferred=job.counts.deletions_deferred or marked.spared > 0,
-        )  # fmt: skip
+        )
         save_progress(session, job.run_id, counts)
     job.counts = counts
     if marked.spared:

@@ -38,6 +38,9 @@ def read_listing(job: Job) -> None:
     if resource.visible_params is not None:
         visible = _visible_ids(job, resource, dict(resource.visible_params))
     read_then_mark(
-        job, dict(resource.params), lambda records: _rows(job, resource, records, visible),
-        resource.model, (),
-    )  # fmt: skip
+        job,
+        dict(resource.params),
+        lambda records: _rows(job, resource, records, visible),
+        resource.model,
+        (),
+    )
