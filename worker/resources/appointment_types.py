@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from models import AppointmentType
 from worker.jsonsafe import json_safe
@@ -19,17 +19,37 @@ FLAGS = {
 }
 
 
-def to_row(record: Mapping[str, Any], *, practice_id: str, **_context: Any) -> dict[str, Any]:
+class AppointmentTypeRow(TypedDict):
+    """A row of ``appointment_types`` as ``to_row`` returns it (the bookkeeping columns are the
+    upsert's)."""
+
+    practice_id: str
+    appointment_type_id: str
+    name: str | None
+    short_name: str | None
+    duration_minutes: int | None
+    generic: bool | None
+    patient: bool | None
+    template_type_only: bool | None
+    patient_display_name: str | None
+    create_encounter_on_check_in: bool | None
+    raw: Any
+
+
+def to_row(record: Mapping[str, Any], *, practice_id: str, **_context: Any) -> AppointmentTypeRow:
     """Map one appointment type record to an ``appointment_types`` row."""
     rec = ensure_object(record)
-    return {
-        "practice_id": practice_id,
-        "appointment_type_id": parse_id(rec.get("appointmenttypeid"), "appointmenttypeid"),
-        **pick(rec, parse_str, TEXT, lenient=True),
-        "duration_minutes": tolerant(parse_duration)(rec.get("duration"), "duration"),
-        **pick(rec, parse_bool, FLAGS, lenient=True),
-        "raw": json_safe(record),  # NaN as "NaN", a lone surrogate as U+FFFD: storable
-    }
+    return cast(
+        AppointmentTypeRow,
+        {
+            "practice_id": practice_id,
+            "appointment_type_id": parse_id(rec.get("appointmenttypeid"), "appointmenttypeid"),
+            **pick(rec, parse_str, TEXT, lenient=True),
+            "duration_minutes": tolerant(parse_duration)(rec.get("duration"), "duration"),
+            **pick(rec, parse_bool, FLAGS, lenient=True),
+            "raw": json_safe(record),  # NaN as "NaN", a lone surrogate as U+FFFD: storable
+        },
+    )
 
 
 # hidenonpatient defaults to true upstream, which would hide non-patient types from a listing

@@ -15,7 +15,8 @@ records").
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from datetime import date, datetime, time
+from typing import Any, TypedDict, cast
 
 from models import Appointment
 from worker.parse import (
@@ -69,6 +70,44 @@ def _zone_for(department_id: str, timezones: Mapping[str, str], fallback: str | 
     return zone
 
 
+class AppointmentRow(TypedDict):
+    """A row of ``appointments`` as ``to_row`` returns it (the bookkeeping columns are the
+    upsert's)."""
+
+    practice_id: str
+    appointment_id: str
+    department_id: str
+    provider_id: str | None
+    patient_id: str | None
+    appointment_type_id: str | None
+    appointment_type_name: str | None
+    patient_appointment_type_name: str | None
+    status: str | None
+    start_at: datetime
+    local_date: date
+    local_time: time
+    timezone_name: str
+    duration_minutes: int | None
+    last_modified_at: datetime | None
+    last_modified_by: str | None
+    scheduled_at: datetime | None
+    scheduled_by: str | None
+    cancelled_at: datetime | None
+    cancelled_by: str | None
+    cancel_reason: str | None
+    cancel_reason_id: str | None
+    cancel_reason_no_show: bool | None
+    rescheduled_appointment_id: str | None
+    encounter_id: str | None
+    checkin_at: datetime | None
+    checkout_at: datetime | None
+    template_appointment_id: str | None
+    template_appointment_type_id: str | None
+    hl7_provider_id: str | None
+    rendering_provider_id: str | None
+    raw: Any
+
+
 def to_row(
     record: Mapping[str, Any],
     *,
@@ -76,7 +115,7 @@ def to_row(
     timezones: Mapping[str, str],
     fallback_zone: str | None = None,
     **_context: Any,
-) -> dict[str, Any]:
+) -> AppointmentRow:
     """Map one booked/cancelled appointment to an ``appointments`` row.
 
     Fields are read in a fixed order (the first bad one is the one reported) straight into the
@@ -106,7 +145,7 @@ def to_row(
         row[column] = parse_athena_datetime(get(key), key)
     row["cancel_reason_no_show"] = parse_bool(get("cancelreasonnoshow"), "cancelreasonnoshow")
     row["raw"] = record
-    return row
+    return cast(AppointmentRow, row)
 
 
 RESOURCE = Resource(

@@ -19,7 +19,8 @@ from models import Base
 from worker.jsonsafe import find_unstorable
 from worker.parse import BadRecord, parse_id
 
-RowMapper = Callable[..., dict[str, Any]]
+RowMapper = Callable[..., Mapping[str, Any]]
+"""A pure ``to_row``: the record's row (each resource's TypedDict), or BadRecord."""
 
 
 class ReadStrategy(StrEnum):

@@ -10,7 +10,7 @@ replay leaves it out.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import partial
@@ -266,7 +266,7 @@ def _replay_record(ctx: SyncContext, letter: DeadLetter, *, dry_run: bool) -> Re
 
 
 def _superseded(
-    session: Session, resource: Any, row: dict[str, Any], letter: DeadLetter
+    session: Session, resource: Any, row: Mapping[str, Any], letter: DeadLetter
 ) -> str | None:
     """Why the stored snapshot must not be written (a newer sync wrote the row, or the record
     was deleted upstream since), or None."""
