@@ -138,8 +138,9 @@ class Sandbox:
             return api_json(401, FORBIDDEN)
         if practice_id != "1" and practice_id not in self.stores:
             return api_json(404, NO_PRACTICE)
-        if self.config.endpoint_forbidden(practice_id, "/" + "/".join(parts[2:])):
-            return api_json(403, NOT_ENABLED)
+        refused = self.config.endpoint_forbidden(practice_id, "/" + "/".join(parts[2:]))
+        if refused is not None:
+            return api_json(refused, NOT_ENABLED if refused == 403 else FORBIDDEN)
         answer = self._route(practice_id, parts[2:], query)
         if answer.status == 200 and routes.is_listing(parts[2:]):
             spoiled = self.faults.spoil(answer.body)

@@ -120,7 +120,8 @@ class SandboxConfig:
     DST-change Sundays nearest the anchor. ``forbidden_practices`` exist but answer 401
     "Incorrect permissions."; ``forbidden_endpoints`` (``PRACTICEID:/path``, e.g.
     ``195900:/appointmenttypes``) answer 403 for that path and the paths below it in that
-    practice only, as an endpoint the key is not enabled for; ``empty_practices`` are served
+    practice only, as an endpoint the key is not enabled for (``...=401``: a 401 "Incorrect
+    permissions." instead, as production may answer for an endpoint not enabled); ``empty_practices`` are served
     but hold no departments, providers, appointment types or appointments (like a fresh preview
     practice); any other numeric practice answers 404 "Invalid practice.".
     """
@@ -157,10 +158,12 @@ class SandboxConfig:
         if set(self.empty_practices) & {*self.practices, *self.forbidden_practices}:
             raise ConfigError("an empty practice cannot also be served with data or forbidden")
         for entry in self.forbidden_endpoints:
-            practice_id, sep, path = entry.partition(":")
-            if not (sep and practice_id.isdigit() and path.startswith("/") and len(path) > 1):
+            practice_id, sep, rest = entry.partition(":")
+            path, _, status = rest.partition("=")
+            well_formed = sep and practice_id.isdigit() and path.startswith("/") and len(path) > 1
+            if not well_formed or status not in ("", "401", "403"):
                 raise ConfigError(
-                    f"forbidden endpoint {entry!r} must be PRACTICEID:/path, e.g. "
+                    f"forbidden endpoint {entry!r} must be PRACTICEID:/path[=401|=403], e.g. "
                     "195900:/appointmenttypes"
                 )
         for name in ("departments", "providers", "appointment_types", "days"):
@@ -175,16 +178,18 @@ class SandboxConfig:
         if self.token_ttl_seconds < 1 or self.token_mints_per_minute < 1:
             raise ConfigError("token_ttl_seconds and token_mints_per_minute must be at least 1")
 
-    def endpoint_forbidden(self, practice_id: str, path: str) -> bool:
-        """Whether ``path`` (below ``/v1/{practiceid}``) answers 403 in this practice."""
+    def endpoint_forbidden(self, practice_id: str, path: str) -> int | None:
+        """The status (403, or 401) ``path`` (below ``/v1/{practiceid}``) answers in this
+        practice as an endpoint not enabled for the key; None when it is enabled."""
         for entry in self.forbidden_endpoints:
-            forbidden_practice, _, prefix = entry.partition(":")
+            forbidden_practice, _, rest = entry.partition(":")
+            prefix, _, status = rest.partition("=")
             prefix = prefix.rstrip("/")
             if forbidden_practice == practice_id and (
                 path == prefix or path.startswith(prefix + "/")
             ):
-                return True
-        return False
+                return int(status or 403)
+        return None
 
     @property
     def first_day(self) -> dt.date:

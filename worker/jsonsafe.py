@@ -34,12 +34,16 @@ def is_non_finite(value: Any) -> bool:
 def find_unstorable(value: Any, path: str = "") -> tuple[str, str] | None:
     """``(field, reason)`` for the first value in a decoded record a database cannot hold.
 
-    ``field`` is the key path (``copay``, ``patient.balance``, ``appointmentnotes[0].id``); keys
-    are the API's field names and not searched. Runs for every appointment of every sync, so
-    the common values (ASCII text, whole numbers, booleans, null) are passed over first.
+    ``field`` is the key path (``copay``, ``patient.balance``, ``appointmentnotes[0].id``). Keys
+    are searched too (a key is text the database must hold as well). Runs for every appointment
+    of every sync, so the common values (ASCII text, whole numbers, booleans, null) and ASCII
+    keys are passed over first.
     """
     if isinstance(value, dict):
         for key, item in value.items():
+            if not (type(key) is str and key.isascii()) and LONE_SURROGATE.search(str(key)):
+                where = f"{path}.(a key)" if path else "(a key)"
+                return where, f"{where} holds a lone surrogate, text UTF-8 cannot encode"
             kind = type(item)
             if kind is int or kind is bool or item is None or (kind is str and item.isascii()):
                 continue

@@ -172,3 +172,27 @@ def test_apigee_fault_bodies_give_faultstring_and_errorcode() -> None:
     assert caught.value.api_error == "Spike arrest violation."
     assert caught.value.detail == "policies.ratelimit.SpikeArrestViolation"
     assert caught.value.retry_after == 1.0
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X_Mashery_Error_Code": "ERR_403_DEVELOPER_OVER_QPS"},
+        {"X_Error_Detail_Header": "Account Over Rate Limit"},
+    ],
+)
+def test_a_legacy_throttle_named_only_in_its_headers_is_retriable(headers: dict[str, str]) -> None:
+    with pytest.raises(RetriableError, match="throttled: 403"):
+        decode(response(403, b"", content_type="text/html", **headers))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"error": "Access denied: turnover rate report not enabled"},
+        {"error": "Forbidden.", "detailedmessage": "The endpoint is not enabled for this key."},
+    ],
+)
+def test_a_403_that_merely_mentions_a_rate_stays_an_auth_error(body: dict[str, str]) -> None:
+    with pytest.raises(AuthError):
+        decode(response(403, body))

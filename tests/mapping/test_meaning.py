@@ -139,6 +139,16 @@ def test_odd_but_possible_values_are_kept(record, column, stored):
             "cancelreasonname",
             "cancelreasonname holds a lone surrogate, text UTF-8 cannot encode",
         ),
+        (
+            '"x\\ud800":"v"',
+            "(a key)",
+            "(a key) holds a lone surrogate, text UTF-8 cannot encode",
+        ),
+        (
+            '"patient":{"n\\udfff":1}',
+            "patient.(a key)",
+            "patient.(a key) holds a lone surrogate, text UTF-8 cannot encode",
+        ),
     ],
 )
 def test_an_appointment_a_database_cannot_hold_is_a_bad_record_naming_the_field(

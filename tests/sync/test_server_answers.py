@@ -48,10 +48,13 @@ def test_listing_200s_that_are_not_the_envelope_are_sent_again_and_every_page_la
             assert kind in reasons, kind
 
 
-def test_a_403_on_one_endpoint_fails_its_unit_and_the_practice_syncs_on(
-    make_sandbox: Sandbox, fresh_pg_url: str
+@pytest.mark.parametrize("status", [403, 401])
+def test_a_refused_endpoint_fails_its_unit_and_the_practice_syncs_on(
+    make_sandbox: Sandbox, fresh_pg_url: str, status: int
 ) -> None:
-    server = make_sandbox(forbidden_endpoints=(f"{PRACTICE}:/appointmenttypes",))
+    """A 403, or a 401 "Incorrect permissions." while ``/ping`` answers (production's answer for
+    an endpoint not enabled for the key may be either), fails only that endpoint's units."""
+    server = make_sandbox(forbidden_endpoints=(f"{PRACTICE}:/appointmenttypes={status}",))
     for h in _harness(server, fresh_pg_url):
         results = h.sync()
         failed = [r for r in results if r.status != "succeeded"]
@@ -73,7 +76,7 @@ def test_a_403_on_one_endpoint_fails_its_unit_and_the_practice_syncs_on(
         assert (letter["kind"], letter["error_class"], letter["http_status"]) == (
             "request",
             "auth",
-            403,
+            status,
         )
         assert (letter["resource"], letter["path"]) == ("appointment-types", "/appointmenttypes")
         assert "/appointmenttypes" in letter["error_message"]

@@ -15,6 +15,7 @@ patient data, and the token endpoint's body holds the token.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -28,8 +29,17 @@ MAX_TEXT = 200
 RETRIABLE_4XX = frozenset({408, 425, 429})
 _ERROR_KEYS = ("error", "message", "Message")
 _DETAIL_KEYS = ("detailedmessage", "error_description", "detail")
-# The retired Mashery gateway throttled with 403 "Developer Over Qps"/"Over Rate" (HTML or text).
-_THROTTLE_MARKS = ("over qps", "over rate")
+# The retired Mashery gateway throttled with 403 "Developer Over Qps"/"Developer Over Rate" (and
+# "Account Over ..."), in an HTML or text body, and named it in its error headers
+# (X-Mashery-Error-Code ERR_403_DEVELOPER_OVER_QPS, X-Error-Detail-Header): ATHENA_API.md §4.
+_THROTTLE_MARKS = (
+    "developer over qps",
+    "developer over rate",
+    "account over qps",
+    "account over rate",
+)
+_THROTTLE_HEADERS = ("X-Mashery-Error-Code", "X-Error-Detail-Header", "X-Mashery-Error-Detail")
+_THROTTLE_CODE = re.compile(r"over[ _](qps|rate)", re.IGNORECASE)
 _THROTTLE_SCAN = 4096
 
 
@@ -110,7 +120,9 @@ def _legacy_throttle(response: requests.Response) -> bool:
     """A 403 whose body names the legacy gateway's throttle: wait and retry, like a 429."""
     if response.status_code != 403:
         return False
-    text = response.content[:_THROTTLE_SCAN].decode("utf-8", "replace").lower()
+    if any(_THROTTLE_CODE.search(response.headers.get(h) or "") for h in _THROTTLE_HEADERS):
+        return True
+    text = " ".join(response.content[:_THROTTLE_SCAN].decode("utf-8", "replace").lower().split())
     return any(mark in text for mark in _THROTTLE_MARKS)
 
 

@@ -20,7 +20,9 @@ from worker.store.letters import BadRecordLetter
 from worker.store.upsert import UpsertCounts, upsert_page
 
 log = structlog.get_logger()
-REFUSED = (sa.exc.DataError, sa.exc.IntegrityError)
+# What the database (or the driver, encoding the row) refuses about a row's values: a NUL, a
+# number too large, text UTF-8 cannot encode that slipped past the mappers' checks.
+REFUSED = (sa.exc.DataError, sa.exc.IntegrityError, UnicodeEncodeError)
 
 
 def write_rows(

@@ -57,6 +57,9 @@ class RunResult:
     retry_after: float | None = None
     note: str | None = None
     http_status: int | None = None
+    refusal: str | None = None
+    """Who refused us, for a failed unit: ``credentials`` (the token endpoint), ``practice``
+    (401, 404 "Invalid practice."), ``endpoint`` (403: this endpoint only), else None."""
 
     def as_json(self) -> dict[str, Any]:
         """JSON-safe summary (Celery results, CLI --wait output)."""

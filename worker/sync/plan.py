@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 
+from worker.athena.errors import AthenaError
 from worker.resources import DEPARTMENTS, REGISTRY, ReadStrategy, get_resource, resource_names
 from worker.store import departments
 from worker.store.runs import Counts, RunResult, finish_run, start_run
@@ -188,10 +189,25 @@ def fan_out(
             if retry_later and _departments_held(ctx, result):
                 plan.waiting = True
                 return plan
-            if is_practice_fatal(result):
+            if is_practice_fatal(result) and _practice_refuses(ctx, result):
                 refused = result
                 log.warning("sync.practice_failed", practice_id=practice_id, unit=unit.key)
     return plan
+
+
+def _practice_refuses(ctx: SyncContext, result: RunResult) -> bool:
+    """Whether a practice-level refusal holds for the whole practice. A 401 "Incorrect
+    permissions." may also be production's answer for one endpoint not enabled for the key
+    (ATHENA_API.md §7): ``/ping`` answers 401 only when the key lacks the practice, so one ping
+    tells the two apart (a 401 from the ping itself, or the token endpoint, needs none)."""
+    if result.http_status != 401 or result.refusal != "practice":
+        return True
+    try:
+        ctx.client.get(result.unit.practice_id, "/ping")
+    except AthenaError:
+        return True
+    log.warning("sync.endpoint_refused", practice_id=result.unit.practice_id, unit=result.unit.key)
+    return False
 
 
 def _departments_held(ctx: SyncContext, result: RunResult) -> bool:

@@ -168,18 +168,25 @@ def _fail(job: Job, exc: AthenaError) -> RunResult:
         retriable=isinstance(exc, RetriableError),
         retry_after=exc.retry_after,
         http_status=exc.status,
+        refusal=refusal_of(exc),
     )
 
 
+def refusal_of(exc: AthenaError) -> str | None:
+    """Who refused: the token endpoint refusing the credentials (it answers for no practice),
+    the practice (a 401 from the API; 404 "Invalid practice."), or one endpoint (a 403:
+    athenahealth enables endpoints per key and practice)."""
+    if isinstance(exc, AuthError):
+        if exc.practice_id is None:
+            return "credentials"
+        return "endpoint" if exc.status == 403 else "practice"
+    return "practice" if "Invalid practice" in (exc.api_error or str(exc)) else None
+
+
 def is_practice_fatal(result: RunResult) -> bool:
-    """True when the failure means the whole practice is unreachable: 401 (the key may not
-    access the practice) or 404 "Invalid practice.". A 403 is not: athenahealth enables
-    endpoints per key and practice, so it fails only the units of its endpoint."""
-    if result.status != "failed" or result.error_class is None:
-        return False
-    if result.error_class == AuthError.error_class:
-        return result.http_status != 403
-    return "Invalid practice" in (result.error or "")
+    """True when the failure means the whole practice is unreachable: the credentials, or the
+    practice refused (see :func:`refusal_of`); a refused endpoint fails only its own units."""
+    return result.status == "failed" and result.refusal in ("credentials", "practice")
 
 
 def skip_unit(ctx: SyncContext, unit: Unit, reason: str) -> RunResult:
