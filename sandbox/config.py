@@ -121,9 +121,10 @@ class SandboxConfig:
     "Incorrect permissions."; ``forbidden_endpoints`` (``PRACTICEID:/path``, e.g.
     ``195900:/appointmenttypes``) answer 403 for that path and the paths below it in that
     practice only, as an endpoint the key is not enabled for (``...=401``: a 401 "Incorrect
-    permissions." instead, as production may answer for an endpoint not enabled); ``empty_practices`` are served
-    but hold no departments, providers, appointment types or appointments (like a fresh preview
-    practice); any other numeric practice answers 404 "Invalid practice.".
+    permissions." instead, as production may answer for an endpoint not enabled);
+    ``empty_practices`` are served but hold no departments, providers, appointment types or
+    appointments (like a fresh preview practice); any other numeric practice answers 404
+    "Invalid practice.".
     """
 
     seed: int = 1
