@@ -78,8 +78,10 @@ def _guarded(
     return total
 
 
-def db_reason(exc: sa.exc.DBAPIError) -> str:
+def db_reason(exc: Exception) -> str:
     """The driver's error class and SQLSTATE, never its message (it quotes the data)."""
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return type(exc).__name__  # the driver could not even encode the row
     orig = exc.orig
     state = getattr(orig, "sqlstate", None) or getattr(
         getattr(orig, "diag", None), "sqlstate", None

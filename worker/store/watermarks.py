@@ -26,8 +26,11 @@ def set_watermark(
     *,
     run_id: int,
     now: datetime,
+    untrusted_after: datetime | None = None,
 ) -> None:
-    """Store the watermark in the caller's transaction (never moves backwards)."""
+    """Store the watermark in the caller's transaction. It never moves backwards, except from a
+    stored value later than ``untrusted_after`` (a watermark in the future, from a clock or a
+    ``lastmodified`` that was wrong, would otherwise stop every later read)."""
     stmt = insert_for(session, SyncState).values(
         practice_id=practice_id,
         resource=resource,
@@ -38,6 +41,8 @@ def set_watermark(
     )
     table = SyncState.__table__
     newer = (table.c.watermark.is_(None)) | (stmt.excluded.watermark > table.c.watermark)
+    if untrusted_after is not None:
+        newer = newer | (table.c.watermark > untrusted_after)
     stmt = stmt.on_conflict_do_update(
         index_elements=[table.c.practice_id, table.c.resource, table.c.scope],
         set_={

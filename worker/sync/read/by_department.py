@@ -14,6 +14,8 @@ from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any
 
+import structlog
+
 from worker.parse import to_eastern_param
 from worker.resources import get_resource as resource_for
 from worker.store import watermarks
@@ -30,6 +32,9 @@ def _window_params(unit: Unit, start: date, end: date) -> dict[str, Any]:
         "startdate": start.strftime("%m/%d/%Y"),
         "enddate": end.strftime("%m/%d/%Y"),
     }
+
+
+log = structlog.get_logger()
 
 
 def read_by_department(job: Job) -> None:
@@ -75,16 +80,21 @@ def _incremental(job: Job, start: date, end: date, context: dict[str, Any]) -> N
     """
     ctx, unit = job.ctx, job.unit
     scope = str(unit.department_id)
+    skew = timedelta(seconds=ctx.settings.sync_clock_skew_seconds)
     with ctx.sessions() as session:
-        watermark = watermarks.get_watermark(session, unit.practice_id, unit.resource, scope)
+        stored = watermarks.get_watermark(session, unit.practice_id, unit.resource, scope)
+    local = ctx.clock()
+    watermark = _trusted(stored, local + skew, unit)
     advance = _covers_horizon(job, start, end)
     listings = _listings(job, start, end, watermark)
     mapper = partial(map_page, job, context=context)
-    newest, began = watermark, ctx.clock()
+    newest, began = watermark, local
     for index, page, mapped in pages_in_turn(job, listings, mapper):
         assert mapped is not None
         if index == 0 and page.number == 1 and page.server_time is not None:
-            began = page.server_time
+            # The API's clock, but never ahead of ours by more than the hosts' skew: a gateway
+            # Date far ahead would otherwise set a watermark past changes not yet read.
+            began = min(page.server_time, local + skew)
         newest = _newest(newest, mapped.rows, resource_for(unit.resource).guard_column)
         with ctx.sessions.begin() as session:
             counts = write_page(job, session, page, mapped)
@@ -97,8 +107,19 @@ def _incremental(job: Job, start: date, end: date, context: dict[str, Any]) -> N
                     _bounded(newest, began),
                     run_id=job.run_id,
                     now=ctx.clock(),
+                    untrusted_after=local + skew,
                 )
         job.counts = counts
+
+
+def _trusted(stored: datetime | None, latest: datetime, unit: Unit) -> datetime | None:
+    """The stored watermark, unless it is later than ``latest`` (our clock plus the skew): one
+    in the future (an older version's, or a wrong clock's) would read nothing for ever, so the
+    whole window is read instead and the watermark set afresh."""
+    if stored is None or stored <= latest:
+        return stored
+    log.warning("sync.watermark_in_future", unit=unit.key, watermark=stored.isoformat())
+    return None
 
 
 def _listings(job: Job, start: date, end: date, watermark: datetime | None) -> list[dict[str, Any]]:
