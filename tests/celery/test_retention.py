@@ -128,10 +128,12 @@ def test_old_runs_are_purged_except_the_newest_of_each_unit(
                 run("inc-40", 40),
                 run("inc-39", 39),
                 run("inc-35", 35),
-                # Reconcile windows are units of their own: each keeps its newest.
+                # Reconcile windows shift by a day every day: a department's nightly reconciles
+                # keep its newest run (and newest success), not one run per window for ever.
                 run("rec-a-40", 40, mode="reconcile", window=(-50, -20)),
-                run("rec-a-35", 35, mode="reconcile", window=(-50, -20)),
                 run("rec-b-40", 40, mode="reconcile", window=(-19, 11)),
+                run("rec-b-36", 36, mode="reconcile", window=(-15, 15)),
+                run("rec-a-35", 35, mode="reconcile", window=(-45, -15), status="failed"),
                 # A listing: the old run goes, the recent ones stay.
                 run("prov-40", 40, resource="providers", mode="full", dept=None),
                 run("prov-10", 10, resource="providers", mode="full", dept=None),
@@ -149,11 +151,11 @@ def test_old_runs_are_purged_except_the_newest_of_each_unit(
     with sessions.begin() as session:
         settings = settings_from_env({"SYNC_RUNS_RETENTION_DAYS": "30"})
         purged = purge_expired(session, settings=settings, now=NOW)
-    assert purged == Purged(letters=0, runs=5, fences=0)
+    assert purged == Purged(letters=0, runs=6, fences=0)
     assert kept(sessions, SyncRun.task_id) == {
         "inc-35",
-        "rec-a-35",
-        "rec-b-40",
+        "rec-a-35",  # the newest reconcile of department 1 (failed)
+        "rec-b-36",  # its newest successful one
         "prov-10",
         "prov-1",
         "inc2-running-50",

@@ -67,21 +67,18 @@ def purge_closed_letters(session: Session, *, retention_days: int, now: datetime
 
 
 def purge_old_runs(session: Session, *, retention_days: int, now: datetime) -> int:
-    """Delete finished runs started more than ``retention_days`` ago, keeping each unit's
-    newest run and any run a remaining dead letter points to."""
+    """Delete finished runs started more than ``retention_days`` ago, keeping the newest run and
+    the newest successful run of each resource, practice, mode and department (what freshness
+    reads), and any run a remaining dead letter points to."""
     cutoff = now - timedelta(days=retention_days)
     runs = SyncRun.__table__.alias("runs")
-    # A unit as ``Unit.key`` names it: an incremental read's window moves with the calendar
-    # but it is the same unit, so its window is not part of the grouping.
-    windowed = runs.c.mode != "incremental"
-    newest = sa.select(sa.func.max(runs.c.id)).group_by(
-        runs.c.resource,
-        runs.c.practice_id,
-        runs.c.mode,
-        runs.c.department_id,
-        sa.case((windowed, runs.c.window_start)),
-        sa.case((windowed, runs.c.window_end)),
-    )
+    # Windows are left out of the grouping: an incremental read's horizon moves with the calendar
+    # and reconcile windows shift by a day every day, so a window is never seen again; keeping
+    # one run per window would keep a row per department and day for ever.
+    unit = (runs.c.resource, runs.c.practice_id, runs.c.mode, runs.c.department_id)
+    newest = sa.select(sa.func.max(runs.c.id)).group_by(*unit)
+    succeeded = runs.c.status.in_(("succeeded", "partial"))
+    newest_ok = sa.select(sa.func.max(runs.c.id)).where(succeeded).group_by(*unit)
     cited = sa.select(DeadLetter.id).where(DeadLetter.sync_run_id == SyncRun.id)
     return _deleted(
         session.execute(
@@ -89,6 +86,7 @@ def purge_old_runs(session: Session, *, retention_days: int, now: datetime) -> i
                 SyncRun.started_at < cutoff,
                 SyncRun.status != "running",
                 SyncRun.id.not_in(newest),
+                SyncRun.id.not_in(newest_ok),
                 ~sa.exists(cited),
             )
         )
