@@ -254,17 +254,24 @@ def unplanned(
     planned = {u.resource for u in [*sent, *(r.unit for r in results)]}
     missing = [name for name in by_department(request) if name not in planned]
     read = next((r for r in results if r.unit.resource == DEPARTMENTS.name), None)
-    if not missing or read is None or read.status in ("succeeded", "partial"):
-        return []  # nothing missing, or departments read cleanly: the practice has none
+    if not missing or read is None:
+        return []
+    # Read cleanly and empty: the practice has no department upstream, nothing to plan. Read,
+    # but every department refused (dead-lettered): the practice has some, none usable.
+    if read.status in ("succeeded", "partial") and not read.counts.fetched:
+        return []
     return [_unplanned(ctx, request, practice_id, name, read) for name in missing]
 
 
 def _unplanned(
     ctx: SyncContext, request: SyncRequest, practice_id: str, name: str, departments: RunResult
 ) -> RunResult:
+    why = departments.error or (
+        f"all {departments.counts.fetched} departments read were refused (see dead letters)"
+    )
     error = (
         f"no {name} planned for practice {practice_id}: no departments in the database, "
-        f"and reading them was {departments.status}: {departments.error}"
+        f"and reading them was {departments.status}: {why}"
     )
     unit = Unit(name, practice_id, request.mode)
     with ctx.sessions.begin() as session:
