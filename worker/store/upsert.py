@@ -238,6 +238,21 @@ class Marked:
     spared: int = 0
 
 
+def has_live_rows(
+    session: Session,
+    model: type[Base],
+    *,
+    practice_id: str,
+    scope_filter: Iterable[sa.ColumnElement[bool]] = (),
+) -> bool:
+    """Whether any row in scope is live (not marked deleted)."""
+    table = _table(model)
+    query = sa.select(sa.literal(1)).where(
+        table.c.practice_id == practice_id, table.c.deleted_at.is_(None), *scope_filter
+    )
+    return session.scalar(query.limit(1)) is not None
+
+
 def mark_missing(
     session: Session,
     model: type[Base],

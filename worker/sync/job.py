@@ -6,7 +6,7 @@ crash loses nothing and a re-run repeats nothing that matters.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -86,7 +86,7 @@ def has_open_record_letters(ctx: SyncContext, unit: Unit) -> bool:
 Mapper = Callable[[list[Any]], MappedPage]
 
 
-def pages(job: Job, params: dict[str, Any]) -> Iterator[Page]:
+def pages(job: Job, params: dict[str, Any]) -> Generator[Page, None, None]:
     """The listing's pages, each fetched while the one before it is written (fetch-ahead)."""
     return (page for _, page, _ in pages_in_turn(job, [params]))
 

@@ -9,8 +9,8 @@ from typing import Any
 import structlog
 
 from worker.store.runs import save_progress
-from worker.store.upsert import mark_missing
-from worker.sync.job import Job, Mapper, mapped_pages, write_page
+from worker.store.upsert import has_live_rows, mark_missing
+from worker.sync.job import Job, Mapper, mapped_pages, pages, write_page
 
 log = structlog.get_logger()
 
@@ -52,7 +52,30 @@ def read_then_mark(
         )
         job.counts = replace(job.counts, deletions_deferred=True)
         return
+    if read == 0 and _holds_live_rows(job, model, scope) and not _empty_confirmed(job, params):
+        log.warning(
+            "sync.deletions_deferred", read=0, reason="an empty listing read again held rows"
+        )
+        job.counts = replace(job.counts, deletions_deferred=True)
+        return
     _mark(job, model, seen, scope, began)
+
+
+def _empty_confirmed(job: Job, params: dict[str, Any]) -> bool:
+    """An empty complete read would mark every live row in scope deleted: a gateway answering
+    ``{"totalcount": 0}`` for a moment must not wipe a practice, so the listing is read once more
+    (one request) before that, and it must be empty again."""
+    listing = pages(job, params)
+    try:
+        page = next(listing, None)
+    finally:
+        listing.close()
+    return page is None or (not page.records and page.totalcount in (0, None))
+
+
+def _holds_live_rows(job: Job, model: Any, scope: tuple[Any, ...]) -> bool:
+    with job.ctx.sessions() as session:
+        return has_live_rows(session, model, practice_id=job.unit.practice_id, scope_filter=scope)
 
 
 def _mark(job: Job, model: Any, seen: set[str], scope: tuple[Any, ...], began: datetime) -> None:
