@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 from celery import Task, signals
+from celery.exceptions import Retry
 
 from tasks.letters import task_failure
 from worker.app import visibility_timeout
@@ -112,7 +113,7 @@ def record_task_failure(
 
 class SyncTask(Task):  # type: ignore[misc]
     """Base of the sync tasks: a task that fails for good is dead-lettered with its arguments,
-    and one whose process died on ``TASK_MAX_RETRIES`` redeliveries is not run again."""
+    and one whose process died on each of its ``TASK_MAX_RETRIES`` deliveries is not run again."""
 
     practice_fan_out = False
     """A practice's fan-out: its arguments are a practice's request (kept on its letter)."""
@@ -123,8 +124,17 @@ class SyncTask(Task):  # type: ignore[misc]
             return super().__call__(*args, **kwargs)
         state = process_state()
         limit = state.runtime.settings.task_max_retries
-        with state.deliveries.counted(request.id, max_deaths=limit):
+        with state.deliveries.counted(request.id, max_deliveries=limit):
             return super().__call__(*args, **kwargs)
+
+    def deliver_later(self, countdown: float) -> Retry:
+        """Send this very task (same id, arguments and retry count) again after ``countdown``
+        seconds; raise what this returns. Unlike ``self.retry()`` this spends none of the
+        task's ``TASK_MAX_RETRIES`` retries, which are for the API's errors."""
+        request = self.request
+        again = self.signature_from_request(request, countdown=countdown, retries=request.retries)
+        again.apply_async()
+        return Retry(when=countdown, sig=again)
 
     def on_failure(
         self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any

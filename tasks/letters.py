@@ -4,6 +4,11 @@ Pure (no session, no Celery): the task's ``on_failure`` writes what this returns
 what replay needs to do the work again: a unit of work (``run_unit``), or one practice's request
 (``sync_practice``: its resources, mode and days, replayed through the same fan-out the CLI
 uses); any other task's arguments are kept as they came, for a person to read.
+
+A task refused because its process died on every delivery (``DeliveriesExhausted``: out of
+memory, a crash) keeps ``process_deaths`` beside its unit or request in ``task_args``: the
+periodic replay leaves such a letter to a person (``dead-letters replay ID`` runs it), as running
+it again would likely kill another process.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from worker.deliveries import DeliveriesExhausted
 from worker.logging import safe_summary
 from worker.store.letters import RequestFailure
 from worker.sync.plan import SyncRequest
@@ -37,6 +43,9 @@ def task_failure(
         task_args = {"unit": unit}
     elif request:
         task_args = {"request": request}
+    identity = _identity(unit, task_args)  # the work, whatever stopped it
+    if isinstance(exc, DeliveriesExhausted):
+        task_args = {**task_args, "process_deaths": exc.deaths}
     known = request or kwargs
     return RequestFailure(
         resource=str(unit.get("resource") or _joined(known.get("resources")) or name),
@@ -49,7 +58,7 @@ def task_failure(
         message=f"{name}: {safe_summary(exc)}",
         task_name=name,
         task_args=task_args,
-        identity=_identity(unit, task_args),
+        identity=identity,
     )
 
 

@@ -3,8 +3,8 @@
 ``run_unit`` runs one unit of work under its lease; ``sync_practice`` plans a practice's units
 through the same fan-out the CLI uses and sends one ``run_unit`` each, so every worker shares the
 work; ``sync_reference`` and ``sync_appointments`` (beat) send one ``sync_practice`` per
-configured practice; ``replay_dead_letters`` (beat) replays retriable letters and purges old
-letters, runs and fences.
+configured practice; ``replay_dead_letters`` (beat) purges old letters, runs and fences, then
+replays retriable letters by sending their units to the workers.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from datetime import date, timedelta
+from functools import partial
 from typing import Any
 
 import structlog
@@ -44,7 +45,7 @@ def run_unit(self: Any, unit: dict[str, Any], run_group: str | None = None) -> d
         # once): wait out the dead holder's lease instead of skipping our own work.
         countdown = holder.ttl_ms / 1000 + random.uniform(1, 5)
         log.info("task.redelivered_waiting", unit=parsed.key, countdown=round(countdown, 1))
-        raise self.retry(countdown=countdown, max_retries=None)
+        raise self.deliver_later(countdown)
     result = run_leased(ctx, state.leases, parsed)
     settings = ctx.settings
     if result.retriable and self.request.retries < settings.task_max_retries:
@@ -57,6 +58,11 @@ def run_unit(self: Any, unit: dict[str, Any], run_group: str | None = None) -> d
         log.info("task.retrying", unit=result.unit.key, countdown=round(countdown, 1))
         raise self.retry(countdown=countdown)
     return result.as_json()
+
+
+def send_unit(unit: Unit, *, run_group: str | None) -> str:
+    """Hand one unit to a worker (``run_unit``); its task id."""
+    return str(run_unit.apply_async(args=[unit.to_json()], kwargs={"run_group": run_group}).id)
 
 
 def _day(value: str | None) -> date | None:
@@ -80,10 +86,7 @@ def sync_practice(
     )
     request = SyncRequest(tuple(resources), (practice_id,), mode, _day(start), _day(end))
 
-    def send(unit: Unit) -> str:
-        sent = run_unit.apply_async(args=[unit.to_json()], kwargs={"run_group": ctx.run_group})
-        return str(sent.id)
-
+    send = partial(send_unit, run_group=ctx.run_group)
     plan = fan_out(ctx, request, practice_id, run=runtime.runner(), send=send, retry_later=True)
     settings = ctx.settings
     if plan.waiting and self.request.retries < settings.task_max_retries:
@@ -127,7 +130,8 @@ def sync_appointments(mode: str = "incremental") -> list[str]:
 
 @task(bind=True, base=SyncTask)
 def replay_dead_letters(self: Any) -> dict[str, Any]:
-    """Replay open letters of retriable classes, then purge what is past retention."""
+    """Purge what is past retention and fail orphaned runs, then replay open letters of
+    retriable classes by sending their units to the workers (never running them here)."""
     state = process_state()
     ctx = state.runtime.context(task_id=self.request.id, task_name=self.name)
     settings = ctx.settings
@@ -135,14 +139,8 @@ def replay_dead_letters(self: Any) -> dict[str, Any]:
         if held is None:
             log.info("deadletter.replay_skipped", reason="another replay is running")
             return {"skipped": True}
-        outcomes = replay_letters(
-            ctx,
-            all_open=True,
-            classes=RETRIABLE_CLASSES,
-            max_attempts=settings.dead_letter_max_attempts,
-            replayable_only=True,
-            run=state.runtime.runner(),
-        )
+        # Housekeeping first: a replay that raises (or a process that dies in a practice's
+        # departments) must not stop retention or orphan marking.
         with ctx.sessions.begin() as session:
             purged = purge_expired(session, settings=settings, now=ctx.clock())
             # No unit runs past the hard time limit: a row still running after twice that
@@ -152,11 +150,20 @@ def replay_dead_letters(self: Any) -> dict[str, Any]:
                 older_than=timedelta(seconds=2 * settings.task_time_limit_seconds),
                 now=ctx.clock(),
             )
-    resolved = sum(1 for o in outcomes if o.result == "resolved")
+        outcomes = replay_letters(
+            ctx,
+            all_open=True,
+            classes=RETRIABLE_CLASSES,
+            max_attempts=settings.dead_letter_max_attempts,
+            replayable_only=True,
+            run=state.runtime.runner(),
+            send=partial(send_unit, run_group=ctx.run_group),
+        )
     return {
         "skipped": False,
         "replayed": len(outcomes),
-        "resolved": resolved,
+        "sent": sum(1 for o in outcomes if o.result == "sent"),
+        "resolved": sum(1 for o in outcomes if o.result == "resolved"),
         "purged": purged.letters,
         "purged_runs": purged.runs,
         "purged_fences": purged.fences,

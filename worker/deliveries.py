@@ -15,7 +15,8 @@ One small hash per task id, ``{prefix}:deliveries:{task_id}``, counts them:
   asked for a retry). A retry is the same task id, so its deaths keep counting across retries.
 
 The hash expires ``ttl`` seconds after the last delivery began (it only has to outlive the gap
-between two deliveries); a task that never died leaves nothing behind.
+between two deliveries); a task that never died leaves nothing behind. A task is delivered at most
+``max_deliveries`` times: the delivery after that many deaths is refused (not run).
 """
 
 from __future__ import annotations
@@ -37,7 +38,10 @@ return tonumber(redis.call('hget', KEYS[1], 'died') or '0')
 
 
 class DeliveriesExhausted(RuntimeError):
-    """The process running this task died on every one of its allowed deliveries."""
+    """The process running this task died on every one of its allowed deliveries.
+
+    Its ``task_failed`` letter says so (``task_args.process_deaths``): the periodic replay leaves
+    it to a person, since running it again would likely kill another process."""
 
     def __init__(self, task_id: str, deaths: int) -> None:
         super().__init__(
@@ -74,10 +78,11 @@ class Deliveries:
         self.redis.hdel(self.key(task_id), "running")
 
     @contextmanager
-    def counted(self, task_id: str, *, max_deaths: int) -> Iterator[int]:
-        """Run the block as one delivery of ``task_id``; refuse it after ``max_deaths`` deaths."""
+    def counted(self, task_id: str, *, max_deliveries: int) -> Iterator[int]:
+        """Run the block as one delivery of ``task_id``; refuse it once ``max_deliveries``
+        deliveries (at least one) have died: a task is run at most that many times."""
         deaths = self.start(task_id)
-        if deaths > max_deaths:
+        if deaths >= max(1, max_deliveries):
             self.finish(task_id)
             log.error("task.deliveries_exhausted", task_id=task_id, deaths=deaths)
             raise DeliveriesExhausted(task_id, deaths)

@@ -245,3 +245,9 @@ def make_stack(
                 proc.kill()
         for close in reversed(closers):
             close()
+
+
+def pool_pids(worker: Proc) -> list[int]:
+    """The worker's pool processes (the children of its main process)."""
+    pid = worker.popen.pid
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]

@@ -48,16 +48,28 @@ def test_a_failed_sync_practice_is_resolved_by_the_periodic_replay(make_stack):
     assert stack.scalar("SELECT count(*) FROM appointments") == 0
 
     leases.release(held)
-    stack.celery_call("replay_dead_letters").communicate(timeout=60)  # what beat sends
+    replay = stack.celery_call("replay_dead_letters").communicate(timeout=60)  # what beat sends
+    replay_id = replay[0].decode().strip()
     resolved = "SELECT state FROM dead_letters WHERE id = :i"
     wait_for(
         lambda: stack.scalar(resolved, i=letter.id) == "resolved", 60, "the replay", procs=[worker]
     )
+    # Planning succeeded: the letter is resolved; the units it sent run on the workers.
     today = datetime.now(UTC).date()
     expected = truth_appointments(stack.sandbox, today - timedelta(days=7), today + timedelta(14))
-    assert expected and db_appointments(stack) == expected
+    wait_for(lambda: db_appointments(stack) == expected, 60, "the sent units", procs=[worker])
+    assert expected
     assert stack.scalar("SELECT count(*) FROM departments") == 3
     assert stack.scalar("SELECT count(*) FROM dead_letters WHERE state <> 'resolved'") == 0
+    # Departments ran in the replay (appointments are planned from them); each appointments
+    # unit ran in a run_unit task of its own, not in the replay's process.
+    runs = stack.rows("SELECT resource, task_id FROM sync_runs WHERE task_id IS NOT NULL")
+    by_replay = [r.resource for r in runs if r.task_id == replay_id]
+    assert by_replay == ["departments"]
+    units = {r.task_id for r in runs if r.resource == "appointments"}
+    assert len(units) == 3 and replay_id not in units
+    for unit_task in units:
+        assert f"run_unit[{unit_task}] succeeded" in worker.output()
 
 
 def test_a_fan_out_that_could_not_read_departments_is_not_an_empty_success(make_stack):

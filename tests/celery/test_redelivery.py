@@ -1,26 +1,20 @@
-"""A task whose process dies every time it runs is not redelivered for ever."""
+"""A task whose process dies every time it runs is delivered at most TASK_MAX_RETRIES times, its
+letter waits for a person, and a death spends none of the retries kept for the API's errors."""
 
 from __future__ import annotations
 
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.celery.conftest import PRACTICE, Proc, Stack
+from tests.celery.conftest import PRACTICE, Proc, Stack, pool_pids, wait_for
 from worker.app import QUEUE
 
 pytestmark = pytest.mark.slow
 UNIT = {"resource": "providers", "practice_id": PRACTICE, "mode": "full"}
 LETTERS = "SELECT count(*) FROM dead_letters WHERE error_class = 'task_failed'"
-
-
-def pool_pids(worker: Proc) -> list[int]:
-    """The worker's pool processes (the children of its main process)."""
-    pid = worker.popen.pid
-    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 def runs_of(stack: Stack, task_id: str) -> list[int]:
@@ -46,8 +40,8 @@ def kill_every_run(stack: Stack, worker: Proc, task_id: str, *, quiet: float) ->
 
 
 def test_a_unit_whose_process_dies_every_time_ends_as_one_task_failed_letter(make_stack):
-    # One redelivery allowed after a death; leases of 5 s (a dead holder blocks that long).
-    stack = make_stack(TASK_MAX_RETRIES="1", ATHENA_PAGE_LIMIT="3")
+    # Two deliveries allowed; leases of 5 s (a dead holder blocks that long).
+    stack = make_stack(TASK_MAX_RETRIES="2", ATHENA_PAGE_LIMIT="3")
     worker = stack.start_worker("w1")
     stack.sandbox.set_faults(latency_ms=500)  # 12 providers, 3 a page: a run lasts seconds
     call = stack.celery_call("run_unit", args=[UNIT])
@@ -60,11 +54,11 @@ def test_a_unit_whose_process_dies_every_time_ends_as_one_task_failed_letter(mak
     assert len(killed) == 2, f"the first run and one redelivery, got {killed}\n{worker.output()}"
     assert stack.scalar(LETTERS) == 1, worker.output()
     letter = stack.rows(
-        "SELECT task_name, task_args, state, attempts, error_message FROM dead_letters"
+        "SELECT id, task_name, task_args, state, attempts, error_message FROM dead_letters"
     )[0]
     assert (letter.task_name, letter.task_args, letter.state, letter.attempts) == (
         "tasks.sync_tasks.run_unit",
-        {"unit": UNIT},
+        {"unit": UNIT, "process_deaths": 2},
         "open",
         1,
     )
@@ -75,3 +69,50 @@ def test_a_unit_whose_process_dies_every_time_ends_as_one_task_failed_letter(mak
     assert stack.redis.hlen(prefix + "unacked") == 0
     assert f"run_unit[{task_id}] raised unexpected: DeliveriesExhausted" in worker.output()
     assert stack.scalar("SELECT count(*) FROM providers") == 0
+
+    # The periodic replay leaves it alone: running it again would likely kill another process.
+    replay = stack.celery_call("replay_dead_letters").communicate(timeout=60)[0].decode().strip()
+    done = f"replay_dead_letters[{replay}] succeeded"
+    wait_for(lambda: done in worker.output(), 30, "the periodic replay", procs=[worker])
+    assert "'replayed': 0" in worker.output()
+    after = stack.rows("SELECT state, attempts FROM dead_letters")
+    assert [(r.state, r.attempts) for r in after] == [("open", 1)]
+    assert len(stack.rows("SELECT id FROM sync_runs")) == len(killed), "nothing ran again"
+
+    # A person replays it by hand, in-process (the fault is gone now).
+    stack.sandbox.set_faults(latency_ms=0)
+    by_hand = stack.cli("dead-letters", "replay", str(letter.id))
+    assert by_hand.returncode == 0, by_hand.stdout + by_hand.stderr
+    assert stack.scalar("SELECT state FROM dead_letters") == "resolved"
+    assert stack.scalar("SELECT count(*) FROM providers") == 12
+
+
+def test_a_death_spends_none_of_the_retries_kept_for_api_errors(make_stack):
+    stack = make_stack(
+        TASK_MAX_RETRIES="2",
+        ATHENA_PAGE_LIMIT="3",
+        ATHENA_MAX_ATTEMPTS="1",
+        TASK_RETRY_BASE_SECONDS="0.1",
+    )
+    worker = stack.start_worker("w1")
+    stack.sandbox.set_faults(latency_ms=500)
+    task_id = stack.celery_call("run_unit", args=[UNIT]).communicate(timeout=60)[0].decode()
+    task_id = task_id.strip()
+    wait_for(lambda: runs_of(stack, task_id), 30, "the first run", procs=[worker])
+    for pid in pool_pids(worker):  # it dies once (an OOM kill) ...
+        os.kill(pid, signal.SIGKILL)
+    stack.sandbox.set_faults(latency_ms=0, error_rate=1.0)  # ... then the API fails (5xx)
+
+    # The redelivery waits out the dead holder's lease, then runs: its first try and all of
+    # its TASK_MAX_RETRIES retries are still there for the API's errors.
+    done = f"run_unit[{task_id}] succeeded"  # the task returns its failed result
+    wait_for(lambda: done in worker.output(), 90, "the unit's last retry", procs=[worker])
+    statuses = [
+        r.status
+        for r in stack.rows(
+            "SELECT status FROM sync_runs WHERE task_id = :t ORDER BY id", t=task_id
+        )
+    ]
+    assert statuses == ["running", "failed", "failed", "failed"], worker.output()
+    letter = stack.rows("SELECT error_class, attempts FROM dead_letters")
+    assert [(r.error_class, r.attempts) for r in letter] == [("retries_exhausted", 3)]
