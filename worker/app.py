@@ -24,6 +24,7 @@ import celery.apps.worker as celery_worker
 from celery import Celery, signals
 from celery.apps.beat import Beat
 from celery.schedules import crontab
+from celery.utils.log import LoggingProxy
 from redis import Redis
 
 from worker.logging import configure_logging
@@ -54,6 +55,7 @@ class _Worker(celery_worker.Worker):  # type: ignore[misc]
     """``celery worker``; with JSON logs no banner (it is not JSON) and JSON shutdown notices."""
 
     def on_before_init(self, quiet: bool = False, **kwargs: Any) -> None:
+        _configure_logging()  # before Celery's first warning (running as root, say)
         json_logs = _json_logs()
         if json_logs:
             celery_worker.safe_say = _say_json
@@ -64,6 +66,7 @@ class _Beat(Beat):  # type: ignore[misc]
     """``celery beat``; with JSON logs no banner."""
 
     def __init__(self, *args: Any, quiet: bool = False, **kwargs: Any) -> None:
+        _configure_logging()
         super().__init__(*args, quiet=quiet or _json_logs(), **kwargs)
 
 
@@ -173,11 +176,16 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
 
 def _configure_logging(**_: Any) -> None:
     """Every line a worker or beat writes, Celery's included, through our handler on the real
-    stderr (sys.stderr may be Celery's redirect by now) with its own level; stray prints to
-    stdout/stderr become ``celery.redirected`` warnings, as Celery would make them."""
+    stderr (sys.stderr may be Celery's redirect by now), each with its own level."""
     settings = load_settings()
     configure_logging(settings, stream=sys.__stderr__, libraries_level=settings.log_level)
-    if app.conf.worker_redirect_stdouts and not isinstance(sys.stdout, celery_worker.LoggingProxy):
+
+
+def _take_over_logging(**_: Any) -> None:
+    """Celery's logging setup, done our way; stray prints to stdout/stderr then become
+    ``celery.redirected`` log lines (warnings), as Celery would make them."""
+    _configure_logging()
+    if app.conf.worker_redirect_stdouts and not isinstance(sys.stdout, LoggingProxy):
         app.log.redirect_stdouts_to_logger(
             logging.getLogger("celery.redirected"),
             loglevel=app.conf.worker_redirect_stdouts_level,
@@ -185,8 +193,8 @@ def _configure_logging(**_: Any) -> None:
 
 
 # A receiver of setup_logging tells Celery not to configure logging itself: ours does, in the
-# main process of worker and beat and in every pool process.
-signals.setup_logging.connect(_configure_logging, weak=False)
+# main process of worker and beat (after their banners) and in every pool process.
+signals.setup_logging.connect(_take_over_logging, weak=False)
 for _signal in (signals.worker_init, signals.beat_init, signals.worker_process_init):
     _signal.connect(_configure_logging, weak=False)
 

@@ -128,6 +128,7 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(max(level, getattr(logging, libraries_level, logging.WARNING)))
+    logging.captureWarnings(True)  # Python warnings become log lines too (level warning)
     ours = logging.getLogger(LOGGER_NAME)
     ours.setLevel(level)
     structlog.configure(
