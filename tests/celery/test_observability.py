@@ -122,6 +122,18 @@ def test_worker_without_metrics_port_serves_nothing(make_stack):
     assert "metrics.serving" not in worker.output()
 
 
+def test_a_worker_whose_metrics_port_is_taken_still_works(make_stack):
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        stack = make_stack(METRICS_PORT=str(port))
+        worker = stack.start_worker("w1")
+        sync_through_workers(stack)
+    assert "metrics.port_unavailable" in worker.output()
+    assert "metrics.serving" not in worker.output()
+
+
 def json_lines(text: str) -> list[dict[str, Any]]:
     """Every line as a JSON object (fails naming the first line that is not one)."""
     parsed = []

@@ -67,7 +67,13 @@ def start_worker_metrics(settings: Settings) -> WorkerMetrics | None:
     sink = PrometheusSink()
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
-    server, thread = start_http_server(settings.metrics_port, registry=registry)
+    try:
+        server, thread = start_http_server(settings.metrics_port, registry=registry)
+    except OSError as exc:
+        # A worker that cannot serve its metrics still syncs (and records nothing).
+        log.error("metrics.port_unavailable", port=settings.metrics_port, error=str(exc))
+        shutil.rmtree(directory, ignore_errors=True)
+        return None
     metrics.install(sink)
     log.info("metrics.serving", port=settings.metrics_port)
     return WorkerMetrics(directory, settings.metrics_port, server, thread)
