@@ -13,6 +13,7 @@ import subprocess
 import time
 import urllib.request
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -111,14 +112,27 @@ def test_worker_metrics_equal_the_sandbox_and_sync_runs(make_stack):
     assert durations == {(r[0], r[1], r[2]): r[3] for r in runs}
     assert any(status == "partial" for _, _, status in durations)
     assert "metrics.serving" in worker.output()
+    assert metrics_files_mapped(worker), "pool processes count in multiprocess files"
 
 
-def test_worker_without_metrics_port_serves_nothing(make_stack):
-    port = free_port()
+def metrics_files_mapped(proc: Any) -> list[str]:
+    """The multiprocess metric files the worker's pool processes have mapped."""
+    main = proc.popen.pid
+    children = Path(f"/proc/{main}/task/{main}/children").read_text().split()
+    assert children, "the worker has pool processes"
+    return [
+        line.split()[-1]
+        for child in children
+        for line in Path(f"/proc/{child}/maps").read_text().splitlines()
+        if "athena-sync-metrics-" in line
+    ]
+
+
+def test_without_metrics_port_nothing_is_served_or_written(make_stack):
     stack = make_stack()
-    worker = stack.start_worker("w1")
-    with pytest.raises(OSError):
-        urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2)
+    worker = stack.start_worker("w1", concurrency=2)
+    sync_through_workers(stack)
+    assert metrics_files_mapped(worker) == []
     assert "metrics.serving" not in worker.output()
 
 
