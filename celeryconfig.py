@@ -8,6 +8,7 @@ time Celery needs its configuration: when a worker or beat starts or a task is s
 from __future__ import annotations
 
 import worker.app as athena
+from worker.observability import heartbeat
 from worker.settings import load_settings
 
 _settings = load_settings()
@@ -47,6 +48,8 @@ result_expires = athena.RESULT_EXPIRES_SECONDS
 result_extended = True
 
 worker_hijack_root_logger = False
+# beat wakes at least this often (and stamps its heartbeat then: `athena-sync health beat`).
+beat_max_loop_interval = heartbeat.BEAT_LOOP_SECONDS
 timezone = "UTC"
 enable_utc = True
 beat_schedule = athena.beat_schedule(_settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 import sqlalchemy as sa
@@ -55,3 +56,43 @@ def test_safe_summary_keeps_our_own_messages_and_drops_driver_text() -> None:
     assert "giving up after 5 attempts" in safe_summary(ours)
     theirs = safe_summary(_database_error())
     assert theirs.startswith("DataError(ValueError) at ") and "secret" not in theirs
+
+
+def _json_lines(configure_and_log) -> list[dict]:
+    stream = io.StringIO()
+    configure_logging(settings_from_env({"LOG_FORMAT": "json"}), stream=stream)
+    try:
+        configure_and_log()
+    finally:
+        structlog.reset_defaults()
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_a_fencing_token_is_a_number_and_is_kept_a_secret_token_is_not() -> None:
+    def log() -> None:
+        structlog.get_logger().warning("lease.acquired", lease="unit", token=42)
+        structlog.get_logger().warning("athena.token_minted", token="eyJ-secret", secret=7)
+
+    lease, minted = _json_lines(log)
+    assert lease["token"] == 42
+    assert minted["token"] == "[redacted]" and minted["secret"] == 7
+
+
+def test_library_records_are_json_lines_with_their_own_level_and_no_exception_text() -> None:
+    import logging
+
+    def log() -> None:
+        logging.getLogger("celery.worker").warning("worker %s lost", "w1")
+        try:
+            raise _database_error()
+        except sa.exc.DataError:
+            logging.getLogger("celery.app.trace").error("task failed", exc_info=True)
+
+    warned, failed = _json_lines(log)
+    assert (warned["event"], warned["level"], warned["logger"]) == (
+        "worker w1 lost",
+        "warning",
+        "celery.worker",
+    )
+    assert failed["level"] == "error" and failed["error"].startswith("DataError(ValueError) at ")
+    assert "Zoë-secret-name" not in json.dumps(failed)

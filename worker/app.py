@@ -9,18 +9,80 @@ only in the beat schedule below.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
 import math
+import os
+import sys
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
+import celery.apps.worker as celery_worker
 from celery import Celery, signals
+from celery.apps.beat import Beat
 from celery.schedules import crontab
+from celery.utils.log import LoggingProxy
+from redis import Redis
 
 from worker.logging import configure_logging
+from worker.observability import heartbeat
+from worker.observability.process import WorkerMetrics, start_worker_metrics
 from worker.settings import Settings, load_settings
 
-app = Celery("athena_sync")
+
+def _json_logs() -> bool:
+    return load_settings().log_format == "json"
+
+
+def _say_json(msg: str, f: Any = sys.__stderr__) -> None:
+    """Celery's shutdown notices (written straight to the file, even from a signal handler) as
+    one JSON object each, like every other line (LOG_FORMAT=json)."""
+    event = {
+        "event": " ".join(str(msg).split()),
+        "level": "warning",
+        "logger": "celery.apps.worker",
+        "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+    }
+    target: Any = f if hasattr(f, "fileno") else sys.__stderr__
+    with contextlib.suppress(OSError):  # as Celery's: a lost notice must never stop the shutdown
+        os.write(target.fileno(), (json.dumps(event) + "\n").encode())
+
+
+class _Worker(celery_worker.Worker):  # type: ignore[misc]
+    """``celery worker``; with JSON logs no banner (it is not JSON) and JSON shutdown notices."""
+
+    def on_before_init(self, quiet: bool = False, **kwargs: Any) -> None:
+        _configure_logging()  # before Celery's first warning (running as root, say)
+        json_logs = _json_logs()
+        if json_logs:
+            celery_worker.safe_say = _say_json
+        super().on_before_init(quiet=quiet or json_logs, **kwargs)
+
+
+class _Beat(Beat):  # type: ignore[misc]
+    """``celery beat``; with JSON logs no banner."""
+
+    def __init__(self, *args: Any, quiet: bool = False, **kwargs: Any) -> None:
+        _configure_logging()
+        super().__init__(*args, quiet=quiet or _json_logs(), **kwargs)
+
+
+class AthenaCelery(Celery):  # type: ignore[misc]
+    """The Celery app, whose worker and beat write nothing but log lines in JSON mode."""
+
+    @cached_property
+    def Worker(self) -> Any:  # Celery's name
+        return self.subclass_with_self(_Worker)
+
+    @cached_property
+    def Beat(self) -> Any:  # Celery's name
+        return self.subclass_with_self(_Beat)
+
+
+app = AthenaCelery("athena_sync")
 app.config_from_object("celeryconfig")
 
 QUEUE = "athena-sync"
@@ -113,10 +175,61 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
 
 
 def _configure_logging(**_: Any) -> None:
-    configure_logging(load_settings())
+    """Every line a worker or beat writes, Celery's included, through our handler on the real
+    stderr (sys.stderr may be Celery's redirect by now), each with its own level."""
+    settings = load_settings()
+    configure_logging(settings, stream=sys.__stderr__, libraries_level=settings.log_level)
 
 
-# Celery keeps its own stdlib logging (worker_hijack_root_logger=False); our events go through
-# structlog, configured in the main process of worker and beat and in every pool process.
+def _take_over_logging(**_: Any) -> None:
+    """Celery's logging setup, done our way; stray prints to stdout/stderr then become
+    ``celery.redirected`` log lines (warnings), as Celery would make them."""
+    _configure_logging()
+    if app.conf.worker_redirect_stdouts and not isinstance(sys.stdout, LoggingProxy):
+        app.log.redirect_stdouts_to_logger(
+            logging.getLogger("celery.redirected"),
+            loglevel=app.conf.worker_redirect_stdouts_level,
+        )
+
+
+# A receiver of setup_logging tells Celery not to configure logging itself: ours does, in the
+# main process of worker and beat (after their banners) and in every pool process.
+signals.setup_logging.connect(_take_over_logging, weak=False)
 for _signal in (signals.worker_init, signals.beat_init, signals.worker_process_init):
     _signal.connect(_configure_logging, weak=False)
+
+_metrics: WorkerMetrics | None = None
+
+
+def _start_metrics(**_: Any) -> None:
+    # worker_init runs in the main process before the pool forks: the pool inherits the sink.
+    global _metrics
+    _metrics = start_worker_metrics(load_settings())
+
+
+def _pool_process_exited(pid: int | None = None, **_: Any) -> None:
+    if _metrics is not None and pid is not None:
+        _metrics.mark_dead(pid)
+
+
+def _stop_metrics(**_: Any) -> None:
+    global _metrics
+    if _metrics is not None:
+        _metrics.close()
+        _metrics = None
+
+
+def _beat_heartbeat(sender: Any = None, **_: Any) -> None:
+    """Stamp the heartbeat on each pass of the scheduler loop (``athena-sync health beat``)."""
+    settings = load_settings()
+    redis = Redis.from_url(settings.require_redis_url())
+    scheduler = sender.scheduler
+    scheduler.tick = heartbeat.stamping(
+        scheduler.tick, lambda: heartbeat.beat(redis, settings.redis_key_prefix)
+    )
+
+
+signals.worker_init.connect(_start_metrics, weak=False)
+signals.worker_process_shutdown.connect(_pool_process_exited, weak=False)
+signals.worker_shutdown.connect(_stop_metrics, weak=False)
+signals.beat_init.connect(_beat_heartbeat, weak=False)

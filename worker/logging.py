@@ -18,11 +18,16 @@ _REDACT_KEYS = frozenset(
 
 
 def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """Last line of defence: a field that looks like a secret never reaches a handler."""
+    """Last line of defence: a field that looks like a secret never reaches a handler. A whole
+    number is not a secret (a lease's fencing ``token``, a count): only text is redacted."""
     for key in list(event):
-        if key.lower() in _REDACT_KEYS:
+        if key.lower() in _REDACT_KEYS and not _number(event[key]):
             event[key] = "[redacted]"
     return event
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 # Exceptions whose text is built by athena-sync itself (ids, statuses, the API's short error text)
@@ -76,24 +81,59 @@ def _safe_exception(_: Any, __: str, event: MutableMapping[str, Any]) -> Mutable
     return event
 
 
-def configure_logging(settings: Settings, *, stream: Any = None) -> None:
-    """Set up structlog for console (human) or json (machine) output on stderr."""
+LOGGER_NAME = "athena_sync"
+"""The stdlib logger every structlog event goes through (its level is LOG_LEVEL)."""
+
+
+def _renderer(settings: Settings) -> Any:
+    if settings.log_format == "json":
+        return structlog.processors.JSONRenderer()
+    return structlog.dev.ConsoleRenderer(colors=False)
+
+
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The one handler athena-sync installs on the root logger (found again to be replaced)."""
+
+
+def configure_logging(
+    settings: Settings, *, stream: Any = None, libraries_level: str = "WARNING"
+) -> None:
+    """Set up structlog, and the root logger with it, for console (human) or json (machine)
+    output on ``stream`` (stderr).
+
+    Every event, ours and any library's (Celery, SQLAlchemy, Alembic), becomes one line in the
+    same format with its own level: ours through the ``athena_sync`` logger at LOG_LEVEL, the
+    libraries' at ``libraries_level`` or LOG_LEVEL, whichever is higher (a CLI keeps them quiet;
+    a worker shows Celery's INFO lines).
+    """
     level = getattr(logging, settings.log_level, logging.INFO)
-    renderer: Any = (
-        structlog.processors.JSONRenderer()
-        if settings.log_format == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
-    )
-    structlog.configure(
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
         processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             _redact,
             _safe_exception,
-            renderer,
+            _renderer(settings),
         ],
+    )
+    handler = _Handler(stream or sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _Handler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(max(level, getattr(logging, libraries_level, logging.WARNING)))
+    logging.captureWarnings(True)  # Python warnings become log lines too (level warning)
+    ours = logging.getLogger(LOGGER_NAME)
+    ours.setLevel(level)
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
+        logger_factory=lambda *_: ours,
         cache_logger_on_first_use=False,
     )

@@ -17,6 +17,8 @@ ENVIRONMENT_HOSTS: dict[str, str] = {
 }
 DEFAULT_SCOPE = "athena/service/Athenanet.MDP.*"
 DEFAULT_DATABASE_URL = "sqlite:///athena_sync.db"
+DEFAULT_METRICS_PORT = 9808
+"""The port of ``athena-sync metrics serve`` when neither ``--port`` nor METRICS_PORT says."""
 
 
 class SettingsError(ValueError):
@@ -77,6 +79,11 @@ class Settings:
 
     log_level: str = "INFO"
     log_format: str = "console"
+
+    freshness_warn_minutes: int = 15
+    freshness_error_minutes: int = 60
+    metrics_port: int | None = None
+    """Port a worker serves ``/metrics`` on; None: no metrics (nothing recorded either)."""
 
     def require_credentials(self) -> tuple[str, str]:
         """Return (client id, secret) or raise naming the missing variable."""
@@ -224,6 +231,28 @@ def _schedule(env: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+def _port(env: Mapping[str, str], name: str) -> int | None:
+    if _text(env, name) is None:
+        return None
+    port = _int(env, name, 0, minimum=1)
+    if port > 65535:
+        raise SettingsError(name, f"must be a TCP port (1-65535), got {port}")
+    return port
+
+
+def _observability(env: Mapping[str, str]) -> dict[str, Any]:
+    warn = _int(env, "FRESHNESS_WARN_MINUTES", 15, minimum=1)
+    error = _int(env, "FRESHNESS_ERROR_MINUTES", 60, minimum=1)
+    if error < warn:
+        problem = f"must be at least FRESHNESS_WARN_MINUTES ({warn}), got {error}"
+        raise SettingsError("FRESHNESS_ERROR_MINUTES", problem)
+    return {
+        "freshness_warn_minutes": warn,
+        "freshness_error_minutes": error,
+        "metrics_port": _port(env, "METRICS_PORT"),
+    }
+
+
 def settings_from_env(env: Mapping[str, str]) -> Settings:
     """Validate a mapping of environment variables into Settings."""
     if len(parts := (_text(env, "SCHEDULE_RECONCILE_CRON") or "30 3 * * *").split()) != 5:
@@ -236,6 +265,7 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
         **_client(env),
         **_sync(env),
         **_schedule(env),
+        **_observability(env),
         log_level=_choice(env, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")).upper(),
         log_format=_choice(env, "LOG_FORMAT", "console", ("console", "json")),
     )

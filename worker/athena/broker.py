@@ -22,6 +22,7 @@ import requests
 import structlog
 from requests.auth import HTTPBasicAuth
 
+from worker import metrics
 from worker.athena.errors import AthenaError, AuthError, FatalError, RetriableError
 from worker.athena.responses import decode_response, transport_error
 from worker.athena.retry import RetryPolicy, call_with_retries
@@ -163,6 +164,7 @@ class TokenBroker:
                 timeout=self._timeouts,
             )
         except requests.RequestException as exc:
+            metrics.token_request("error")
             raise transport_error(
                 exc,
                 path=self._path,
@@ -170,6 +172,7 @@ class TokenBroker:
                 timeouts=self._timeouts,
                 request_id=request_id,
             ) from None
+        metrics.token_request(response.status_code)
         if response.status_code == 429:
             self._stats.bump("throttled")
         try:

@@ -17,6 +17,7 @@ import requests
 import structlog
 from redis import Redis
 
+from worker import metrics
 from worker.athena.broker import TokenBroker
 from worker.athena.errors import AuthError, FatalError, RetriableError
 from worker.athena.paging import Pager, totalcount_of
@@ -162,6 +163,7 @@ class AthenaClient:
 
         def on_retry(attempt: int, error: RetriableError, wait: float) -> None:
             self.stats.bump("retries")
+            metrics.retry(practice_id, path)
             log.warning(
                 "athena.request_retried",
                 attempt=attempt,
@@ -260,6 +262,7 @@ class AthenaClient:
                 timeout=self._timeouts,
             )
         except requests.RequestException as exc:
+            metrics.request(practice_id, path, "error")
             raise transport_error(
                 exc,
                 path=path,
@@ -268,6 +271,7 @@ class AthenaClient:
                 request_id=request_id,
             ) from None
         elapsed = time.perf_counter() - started
+        metrics.request(practice_id, path, response.status_code)
         log.debug(
             "athena.response",
             method="GET",

@@ -15,6 +15,8 @@ from typing import Protocol
 
 import redis
 
+from worker import metrics
+
 _TOKEN_BUCKET = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) + tonumber(now_parts[2]) / 1000000
@@ -82,6 +84,7 @@ class RedisRateLimiter:
     def acquire(self, key: str) -> None:
         """Wait for and take one slot."""
         while (wait := self.try_acquire(key)) > 0:
+            metrics.rate_limit_wait(key, wait)
             self._sleep(wait)
 
 
@@ -122,4 +125,5 @@ class LocalRateLimiter:
     def acquire(self, key: str) -> None:
         """Wait for and take one slot."""
         while (wait := self.try_acquire(key)) > 0:
+            metrics.rate_limit_wait(key, wait)
             self._sleep(wait)

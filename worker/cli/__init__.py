@@ -11,6 +11,7 @@ from worker.cli.db import db
 from worker.cli.deadletters import dead_letters
 from worker.cli.demo import demo
 from worker.cli.doctor import doctor
+from worker.cli.observe import freshness, health, metrics
 from worker.cli.sandbox import sandbox
 from worker.cli.sync import runs, sync
 from worker.settings import SettingsError
@@ -35,7 +36,20 @@ def cli() -> None:
     """Keep a Postgres copy of an athenahealth practice's scheduling data."""
 
 
-for command in (sync, runs, db, doctor, demo, sandbox, dead_letters, worker, beat):
+for command in (
+    sync,
+    runs,
+    db,
+    doctor,
+    demo,
+    sandbox,
+    dead_letters,
+    worker,
+    beat,
+    freshness,
+    metrics,
+    health,
+):
     cli.add_command(command)
 
 

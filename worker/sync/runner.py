@@ -10,6 +10,7 @@ import redis
 import sqlalchemy as sa
 import structlog
 
+from worker import metrics
 from worker.athena.errors import AthenaError, AuthError, RetriableError
 from worker.leases import LeaseLost
 from worker.logging import safe_summary
@@ -41,6 +42,7 @@ __all__ = [
 ]
 
 
+@metrics.timed_unit
 def run_unit(ctx: SyncContext, unit: Unit) -> RunResult:
     """Run one unit to completion and record it in ``sync_runs``; never raises API errors."""
     with ctx.sessions.begin() as session:
@@ -189,6 +191,7 @@ def is_practice_fatal(result: RunResult) -> bool:
     return result.status == "failed" and result.refusal in ("credentials", "practice")
 
 
+@metrics.timed_unit
 def skip_unit(ctx: SyncContext, unit: Unit, reason: str) -> RunResult:
     """Record a unit that did not run (lease held, practice refused), with the reason."""
     with ctx.sessions.begin() as session:
