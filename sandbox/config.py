@@ -108,6 +108,16 @@ def _coerce(name: str, raw: Any, type_name: str) -> Any:
     return float(raw)
 
 
+def _listed(entries: tuple[str, ...], practice_id: str, path: str) -> bool:
+    """Whether an entry ``PRACTICEID:/prefix`` names ``path`` or a path below it."""
+    for entry in entries:
+        listed_practice, _, prefix = entry.partition(":")
+        prefix = prefix.rstrip("/")
+        if listed_practice == practice_id and (path == prefix or path.startswith(prefix + "/")):
+            return True
+    return False
+
+
 def _today_utc() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
 
@@ -120,7 +130,10 @@ class SandboxConfig:
     DST-change Sundays nearest the anchor. ``forbidden_practices`` exist but answer 401
     "Incorrect permissions."; ``forbidden_endpoints`` (``PRACTICEID:/path``, e.g.
     ``195900:/appointmenttypes``) answer 403 for that path and the paths below it in that
-    practice only, as an endpoint the key is not enabled for; ``empty_practices`` are served
+    practice only, as an endpoint the key is not enabled for; ``unserved_endpoints`` (same form)
+    answer 404 "Unknown API path." there, as an endpoint this environment lacks; a changed-data
+    subscription is readable ``subscription_activation_seconds`` (sandbox clock) after it is
+    first requested (403 before, as the real API during activation); ``empty_practices`` are served
     but hold no departments, providers, appointment types or appointments (like a fresh preview
     practice); any other numeric practice answers 404 "Invalid practice.".
     """
@@ -130,6 +143,8 @@ class SandboxConfig:
     forbidden_practices: tuple[str, ...] = ("1128700",)
     empty_practices: tuple[str, ...] = ()
     forbidden_endpoints: tuple[str, ...] = ()
+    unserved_endpoints: tuple[str, ...] = ()
+    subscription_activation_seconds: float = 0.0
     departments: int = 6
     providers: int = 12
     appointment_types: int = 20
@@ -156,13 +171,14 @@ class SandboxConfig:
             raise ConfigError("a practice cannot be both served and forbidden")
         if set(self.empty_practices) & {*self.practices, *self.forbidden_practices}:
             raise ConfigError("an empty practice cannot also be served with data or forbidden")
-        for entry in self.forbidden_endpoints:
+        for entry in (*self.forbidden_endpoints, *self.unserved_endpoints):
             practice_id, sep, path = entry.partition(":")
             if not (sep and practice_id.isdigit() and path.startswith("/") and len(path) > 1):
                 raise ConfigError(
-                    f"forbidden endpoint {entry!r} must be PRACTICEID:/path, e.g. "
-                    "195900:/appointmenttypes"
+                    f"endpoint {entry!r} must be PRACTICEID:/path, e.g. 195900:/appointmenttypes"
                 )
+        if not self.subscription_activation_seconds >= 0:
+            raise ConfigError("subscription_activation_seconds must not be negative")
         for name in ("departments", "providers", "appointment_types", "days"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -177,14 +193,11 @@ class SandboxConfig:
 
     def endpoint_forbidden(self, practice_id: str, path: str) -> bool:
         """Whether ``path`` (below ``/v1/{practiceid}``) answers 403 in this practice."""
-        for entry in self.forbidden_endpoints:
-            forbidden_practice, _, prefix = entry.partition(":")
-            prefix = prefix.rstrip("/")
-            if forbidden_practice == practice_id and (
-                path == prefix or path.startswith(prefix + "/")
-            ):
-                return True
-        return False
+        return _listed(self.forbidden_endpoints, practice_id, path)
+
+    def endpoint_unserved(self, practice_id: str, path: str) -> bool:
+        """Whether ``path`` (below ``/v1/{practiceid}``) answers 404 in this practice."""
+        return _listed(self.unserved_endpoints, practice_id, path)
 
     @property
     def first_day(self) -> dt.date:
