@@ -91,11 +91,13 @@ class PracticeStore:
         self.served = self._index.rows
 
     def set_malformed(self, count: int, seed: int) -> None:
-        """Serve ``count`` malformed rows (made from the fault seed) alongside the valid ones."""
+        """Serve ``count`` malformed rows (made from the fault seed) alongside the valid ones;
+        a subscribed feed serves them too, as changes."""
         with self._lock:
             rng = random.Random(f"{seed}:{self.practice_id}:malformed")
             self._malformed = appts.malformed(rng, self._valid, count)
             self._publish()
+            self.feed.record("UpdateAppointment", self._malformed)
 
     def get(self, appointment_id: str) -> Appointment | None:
         """One served appointment by id (cancelled included), or None."""
