@@ -12,6 +12,7 @@ from worker.cli.deadletters import dead_letters
 from worker.cli.demo import demo
 from worker.cli.doctor import doctor
 from worker.cli.sandbox import sandbox
+from worker.cli.subscriptions import subscriptions
 from worker.cli.sync import runs, sync
 from worker.settings import SettingsError
 
@@ -35,7 +36,18 @@ def cli() -> None:
     """Keep a Postgres copy of an athenahealth practice's scheduling data."""
 
 
-for command in (sync, runs, db, doctor, demo, sandbox, dead_letters, worker, beat):
+for command in (
+    sync,
+    runs,
+    db,
+    doctor,
+    subscriptions,
+    demo,
+    sandbox,
+    dead_letters,
+    worker,
+    beat,
+):
     cli.add_command(command)
 
 

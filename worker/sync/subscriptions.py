@@ -141,3 +141,36 @@ def events(client: AthenaClient, resource: Resource, practice_id: str) -> tuple[
     assert resource.feed is not None
     body = client.get(practice_id, resource.feed.events_path)
     return read_status(body if isinstance(body, dict) else {}).events
+
+
+@dataclass(frozen=True)
+class Advice:
+    """How a subscription stands for the sync, and what to do (``doctor``, ``subscriptions``)."""
+
+    level: str
+    """``ok`` (the feed is read), ``warn`` (the listing is polled instead)."""
+    text: str
+    next_step: str | None = None
+
+
+def advice(found: Subscription, practice_id: str, *, source: str, auto: bool) -> Advice:
+    """The subscription's state in words, and the step that makes the feed usable."""
+    create = f"athena-sync subscriptions create --practice {practice_id}"
+    polled = "appointments are polled with /appointments/booked until then"
+    if source != "changed":
+        return Advice("ok", f"{found.state}: not read (SYNC_APPOINTMENTS_SOURCE=booked)")
+    if found.state == "active":
+        return Advice("ok", "ACTIVE: appointments come from the changed-data feed")
+    if found.state == "partial":
+        return Advice(
+            "warn",
+            f"partial ({found.describe()}): events outside it would be missed, so the feed is "
+            "not used",
+            f"subscribe every event: {create}; {polled}",
+        )
+    how = "the sync asks for it (ATHENA_AUTO_SUBSCRIBE=true)" if auto else create
+    return Advice(
+        "warn",
+        f"none ({found.describe()})",
+        f"{how}; activation takes up to 5 min in production, 10-15 in preview; {polled}",
+    )
