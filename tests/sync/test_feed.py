@@ -9,10 +9,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+import requests
 
 from sandbox import FaultConfig, SandboxServer
+from sandbox.feed import FeedQuery
 from tests.sync.conftest import PRACTICE, Harness
 from tests.sync.feedkit import (
     changed_ids,
@@ -25,8 +28,12 @@ from tests.sync.feedkit import (
     stored,
     truth,
 )
+from worker.athena.client import build_client
+from worker.athena.transport import build_session
 from worker.db import session_factory
 from worker.store.sources import mark_feed_pending
+from worker.sync.job import SyncContext
+from worker.sync.plan import SyncRequest, run_request
 
 FEED = "/appointments/changed"
 
@@ -229,3 +236,40 @@ def test_a_feed_read_without_offset_until_nothing_waits(
         for ident in changed_ids(change):
             assert stored(h)[ident] == truth(h)[ident]
         assert h.server.stats()["feeds"][PRACTICE]["unprocessed"] == 0
+
+
+class RefuseLeaveUnprocessed:
+    """A response hook standing in for a server that refuses ``leaveunprocessed`` together with
+    ``showprocessed…`` (400), as a gateway would answer before the API (counts its refusals)."""
+
+    def __init__(self) -> None:
+        self.refused = 0
+
+    def __call__(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        url = response.request.url or ""
+        if "showprocessedstartdatetime" in url and "leaveunprocessed" in url:
+            self.refused += 1
+            response.status_code = 400
+            response._content = b'{"error":"Invalid value for leaveunprocessed."}'
+
+
+def test_a_server_refusing_leaveunprocessed_is_asked_without_it(fed: Harness) -> None:
+    change = fed.server.mutate(PRACTICE, modify=3)
+    # Served and marked, the answer lost (a read whose process died), the marker left behind.
+    fed.server.sandbox.store(PRACTICE).feed.read(FeedQuery(limit=100))
+    with session_factory(fed.engine).begin() as session:
+        since = datetime.now(UTC) - timedelta(seconds=30)
+        mark_feed_pending(session, PRACTICE, "appointments", since=since, run_id=0, now=since)
+    hook = RefuseLeaveUnprocessed()
+    http = build_session(fed.settings)
+    http.hooks["response"].append(hook)
+    client = build_client(fed.settings, session=http)
+    ctx = SyncContext(client, session_factory(fed.engine), fed.settings, run_group="refusing")
+    try:
+        (result,) = run_request(ctx, SyncRequest(("appointments",), (PRACTICE,), "changed"))
+    finally:
+        client.close()
+    assert result.status == "succeeded" and hook.refused >= 1
+    for ident in changed_ids(change):
+        assert stored(fed)[ident] == truth(fed)[ident]
+    assert source(fed)["feed_pending_since"] is None

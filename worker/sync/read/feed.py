@@ -6,8 +6,8 @@ how ``offset`` behaves over such a feed, whether a deletion ever appears, nor wh
 happens before the answer reaches us (ATHENA_API.md §2.8), so this reads robustly:
 
 - No ``offset``: every read asks for the oldest changes still waiting, until a read comes back
-  empty or says nothing more waits (no ``next``, fewer than ``limit``, no larger
-  ``totalcount``); at most ``MAX_PAGES`` per run, the next run goes on. A server that serves
+  empty or says nothing more waits (no ``next`` and fewer than ``limit``); at most
+  ``MAX_PAGES`` per run, the next run goes on. A server that serves
   the same records again (marking nothing) ends the run instead of looping.
 - Before each destructive read a marker with the API's clock is committed
   (``source_state.feed_pending_since``: the last ``Date`` seen, less the exchange, moved on by
@@ -37,7 +37,7 @@ from typing import Any
 import structlog
 
 from worker.athena.client import Page, Reply
-from worker.athena.errors import AthenaError, RetriableError
+from worker.athena.errors import AthenaError, FatalError, PagingError, RetriableError
 from worker.athena.paging import totalcount_of
 from worker.parse import EASTERN, to_eastern_param, zone_info
 from worker.resources import Feed, Resource
@@ -240,15 +240,29 @@ class FeedRun:
                 "showprocessedstartdatetime": to_eastern_param(start),
                 "showprocessedenddatetime": eastern_end(end),
             }
-            self.job.params = params
-            for page in ctx.client.paginate(
-                self.practice_id, self.feed.path, params, collection=self.resource.collection
-            ):
+            for page in self._replayed(params):
                 self._write(page, self._map(page.records), read=False)
         with ctx.sessions.begin() as session:
             clear_feed_pending(session, self.practice_id, self.resource.name, now=ctx.clock())
         recovered = self.job.counts.fetched - before
         log.info("sync.feed_recovered", reason=reason, spans=len(read), records=recovered)
+
+    def _replayed(self, params: dict[str, Any]) -> Iterator[Page]:
+        """The pages of a span read again. ``leaveunprocessed`` is documented "for testing": a
+        server that refuses it with ``showprocessed…`` (400) is asked without it (serving
+        processed records again marks nothing new)."""
+        client, path, collection = self.job.ctx.client, self.feed.path, self.resource.collection
+        self.job.params = params
+        try:
+            yield from client.paginate(self.practice_id, path, params, collection=collection)
+            return
+        except FatalError as error:
+            if error.status != 400 or isinstance(error, PagingError):
+                raise
+            log.warning("sync.feed_replay_refused", status=error.status, error=error.api_error)
+        plain = {k: v for k, v in params.items() if k != "leaveunprocessed"}
+        self.job.params = plain
+        yield from client.paginate(self.practice_id, path, plain, collection=collection)
 
     def _map(self, records: list[Any]) -> MappedPage:
         mapped = map_page(self.job, records, self.context)
@@ -287,9 +301,10 @@ class FeedRun:
             log.warning("sync.feed_repeating", records=len(records))
             return True
         self.seen |= keys
-        total = totalcount_of(body)
+        # ``totalcount`` is not trusted here: what it counts over a destructive feed is not
+        # documented, and reading once more to be sure would double the cost of every tick.
         more = isinstance(body.get("next"), str) and bool(body["next"])
-        return not (more or len(records) >= limit or (total is not None and total > len(records)))
+        return not (more or len(records) >= limit)
 
 
 def _stamp(record: Any) -> Any:
