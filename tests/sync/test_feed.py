@@ -273,3 +273,25 @@ def test_a_server_refusing_leaveunprocessed_is_asked_without_it(fed: Harness) ->
     for ident in changed_ids(change):
         assert stored(fed)[ident] == truth(fed)[ident]
     assert source(fed)["feed_pending_since"] is None
+
+
+def test_a_lost_read_waits_for_the_subscription_to_come_back(fed: Harness) -> None:
+    change = fed.server.mutate(PRACTICE, modify=2)
+    feed = fed.server.sandbox.store(PRACTICE).feed
+    feed.read(FeedQuery(limit=100))  # served and marked, its answer lost with its process
+    with session_factory(fed.engine).begin() as session:
+        since = datetime.now(UTC) - timedelta(seconds=30)
+        mark_feed_pending(session, PRACTICE, "appointments", since=since, run_id=0, now=since)
+    feed.unsubscribe(None)
+    (skipped,) = run(fed, "changed")
+    assert skipped.status == "skipped" and "require setup" in (skipped.error or "")
+    assert source(fed)["feed_pending_since"] is not None, "the span is still owed"
+    assert not fed.rows("dead_letters")
+    fed.server.subscribe(PRACTICE)
+    soon = fed.settings.with_overrides(sync_subscription_recheck_seconds=1)
+    time.sleep(1.1)
+    (result,) = run(fed, "changed", settings=soon)
+    assert result.status == "succeeded"
+    for ident in changed_ids(change):
+        assert stored(fed)[ident] == truth(fed)[ident]
+    assert source(fed)["feed_pending_since"] is None

@@ -240,8 +240,13 @@ class FeedRun:
                 "showprocessedstartdatetime": to_eastern_param(start),
                 "showprocessedenddatetime": eastern_end(end),
             }
-            for page in self._replayed(params):
-                self._write(page, self._map(page.records), read=False)
+            try:
+                for page in self._replayed(params):
+                    self._write(page, self._map(page.records), read=False)
+            except AthenaError as error:
+                if not subscriptions.unusable(error):
+                    raise
+                self.unavailable(subscriptions.refusal(error))  # the marker stays for later
         with ctx.sessions.begin() as session:
             clear_feed_pending(session, self.practice_id, self.resource.name, now=ctx.clock())
         recovered = self.job.counts.fetched - before
