@@ -369,20 +369,26 @@ def targets(outcomes: list[Outcome]) -> list[str]:
     return rows
 
 
-def write_results(section: str, outcomes: list[Outcome]) -> None:
-    """Replace (or add) this section of bench/RESULTS.md; the raw numbers to freshness.json."""
-    path = HERE / "RESULTS.md"
-    text = path.read_text() if path.exists() else "# Benchmark results\n"
+def with_section(text: str, section: str) -> str:
+    """``text`` (a RESULTS.md) with its freshness section replaced by ``section``, or added at
+    the end; the other sections (another benchmark writes them) are left as they are."""
     head = "## Freshness"
     if head in text:
         start = text.index(head)
         rest = text.find("\n## ", start + len(head))
-        text = text[:start] + section + ("\n" + text[rest + 1 :] if rest != -1 else "")
+        text = text[:start] + section + ("\n\n" + text[rest + 1 :] if rest != -1 else "")
     else:
         text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n")
+    return text.rstrip("\n") + "\n"
+
+
+def write_results(section: str, outcomes: list[Outcome], folder: Path = HERE) -> None:
+    """Replace (or add) this section of RESULTS.md; the raw numbers to freshness.json."""
+    path = folder / "RESULTS.md"
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    path.write_text(with_section(text, section))
     raw = [{**asdict(o), "p50": o.lag(0.5), "p95": o.lag(0.95)} for o in outcomes]
-    (HERE / "freshness.json").write_text(json.dumps(raw, indent=2, default=str) + "\n")
+    (folder / "freshness.json").write_text(json.dumps(raw, indent=2, default=str) + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:
