@@ -47,8 +47,9 @@ def test_beat_reads_the_feed_and_a_change_outside_the_horizon_lands(make_stack):
     wait_for(
         lambda: (
             stack.scalar(
-                "SELECT count(*) FROM sync_runs WHERE mode = 'incremental' AND status = 'succeeded' "
-                "AND resource = 'appointments' AND department_id IS NULL"
+                "SELECT count(*) FROM sync_runs WHERE mode = 'incremental' "
+                "AND status = 'succeeded' AND resource = 'appointments' "
+                "AND department_id IS NULL"
             )
             == 1
         ),
