@@ -69,9 +69,13 @@ def _status(
 ) -> subs.Subscription:
     ctx = runtime.context()
     found = subs.check(ctx.client, ctx.sessions, resource, pid, now=utcnow())
-    missing = [e for e in events if e not in found.events]
-    if missing and found.state != "none":
-        return subs.Subscription("partial", found.status, found.events, f"missing {missing}")
+    if found.state == "none":
+        return found
+    wanted = events or (subs.events(ctx.client, resource, pid) if found.state == "partial" else ())
+    missing = [e for e in wanted if e not in found.events]
+    if missing:
+        detail = f"status {found.status}, missing {', '.join(missing)}"
+        return subs.Subscription("partial", found.status, found.events, detail)
     return found
 
 

@@ -51,6 +51,8 @@ def read_status(body: Any) -> Subscription:
     )
     upper = (status or "").upper()
     state = "active" if upper == "ACTIVE" else "partial" if upper == "PARTIAL" else "none"
+    if status is None and events:
+        state = "active"  # events listed without a status: let the feed's own answer decide
     return Subscription(state, status, events)
 
 
