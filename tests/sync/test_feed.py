@@ -31,6 +31,7 @@ from tests.sync.feedkit import (
 from worker.athena.client import build_client
 from worker.athena.transport import build_session
 from worker.db import session_factory
+from worker.store.runs import RunResult
 from worker.store.sources import mark_feed_pending
 from worker.sync.job import SyncContext
 from worker.sync.plan import SyncRequest, run_request
@@ -253,6 +254,18 @@ class RefuseLeaveUnprocessed:
             response._content = b'{"error":"Invalid value for leaveunprocessed."}'
 
 
+def run_through(h: Harness, hook: Callable[..., None]) -> list[RunResult]:
+    """A ``changed`` request whose HTTP responses pass through ``hook`` first."""
+    http = build_session(h.settings)
+    http.hooks["response"].append(hook)
+    client = build_client(h.settings, session=http)
+    ctx = SyncContext(client, session_factory(h.engine), h.settings, run_group="hooked")
+    try:
+        return run_request(ctx, SyncRequest(("appointments",), (PRACTICE,), "changed"))
+    finally:
+        client.close()
+
+
 def test_a_server_refusing_leaveunprocessed_is_asked_without_it(fed: Harness) -> None:
     change = fed.server.mutate(PRACTICE, modify=3)
     # Served and marked, the answer lost (a read whose process died), the marker left behind.
@@ -261,14 +274,7 @@ def test_a_server_refusing_leaveunprocessed_is_asked_without_it(fed: Harness) ->
         since = datetime.now(UTC) - timedelta(seconds=30)
         mark_feed_pending(session, PRACTICE, "appointments", since=since, run_id=0, now=since)
     hook = RefuseLeaveUnprocessed()
-    http = build_session(fed.settings)
-    http.hooks["response"].append(hook)
-    client = build_client(fed.settings, session=http)
-    ctx = SyncContext(client, session_factory(fed.engine), fed.settings, run_group="refusing")
-    try:
-        (result,) = run_request(ctx, SyncRequest(("appointments",), (PRACTICE,), "changed"))
-    finally:
-        client.close()
+    (result,) = run_through(fed, hook)
     assert result.status == "succeeded" and hook.refused >= 1
     for ident in changed_ids(change):
         assert stored(fed)[ident] == truth(fed)[ident]
@@ -295,3 +301,26 @@ def test_a_lost_read_waits_for_the_subscription_to_come_back(fed: Harness) -> No
     for ident in changed_ids(change):
         assert stored(fed)[ident] == truth(fed)[ident]
     assert source(fed)["feed_pending_since"] is None
+
+
+def drop_date(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+    """A gateway that sends no ``Date`` header."""
+    response.headers.pop("Date", None)
+
+
+def test_without_a_date_header_a_tick_still_costs_one_request(
+    make_sandbox: Callable[..., SandboxServer], fresh_pg_url: str
+) -> None:
+    for h in make_harness(make_sandbox, fresh_pg_url, {}, {}):
+        h.server.subscribe(PRACTICE)
+        run(h, "incremental", "all")
+        h.server.reset_stats()
+        for _ in range(3):
+            change = h.server.mutate(PRACTICE, modify=1)
+            (result,) = run_through(h, drop_date)
+            assert result.status == "succeeded"
+            for ident in changed_ids(change):
+                assert stored(h)[ident] == truth(h)[ident]
+        assert requests_to(h, FEED) == 3
+        assert requests_to(h, FEED + "/subscription") == 1  # the first run's check only
+        assert source(h)["server_offset_seconds"] is None

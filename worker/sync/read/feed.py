@@ -133,8 +133,7 @@ class FeedRun:
             else timedelta(seconds=ctx.settings.sync_subscription_recheck_seconds)
         )
         checked = state.subscription_checked_at
-        clockless = state.server_offset is None and ctx.client.clock_offset is None
-        if active and not clockless and checked is not None and ctx.clock() - checked < recheck:
+        if active and checked is not None and ctx.clock() - checked < recheck:
             return
         found = subscriptions.check(
             ctx.client, ctx.sessions, self.resource, self.practice_id, now=ctx.clock()
