@@ -20,7 +20,9 @@ from worker.sync.plan import SyncRequest, expand_resources, run_request
 
 
 def settings_for(spec: RunSpec, **extra: str) -> Settings:
-    """Settings of a benchmark run: no request budget to speak of, warnings only."""
+    """Settings of a benchmark run: no request budget to speak of, warnings only; appointments
+    read one department per request, as the raw loader and dlt read them (the multi-department
+    listing is measured by ``python -m bench.freshness``)."""
     return settings_from_env(
         {
             "DATABASE_URL": sqlalchemy_url(spec.database_url),
@@ -31,6 +33,7 @@ def settings_for(spec: RunSpec, **extra: str) -> Settings:
             "ATHENA_RATE_LIMIT_BURST": "100000",
             "ATHENA_PAGE_LIMIT": str(spec.page_limit),
             "LOG_LEVEL": "WARNING",
+            "SYNC_MULTI_DEPARTMENT": "false",
             **extra,
         }
     )

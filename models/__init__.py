@@ -6,6 +6,7 @@ from models.base import BOOKKEEPING_COLUMNS, Base, UTCDateTime
 from models.dead_letters import DeadLetter
 from models.departments import Department
 from models.providers import Provider
+from models.source_state import SourceState
 from models.sync_runs import SyncRun
 from models.sync_state import SyncState
 from models.unit_fences import UnitFence
@@ -21,6 +22,7 @@ __all__ = [
     "DeadLetter",
     "Department",
     "Provider",
+    "SourceState",
     "SyncRun",
     "SyncState",
     "UTCDateTime",

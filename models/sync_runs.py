@@ -1,4 +1,7 @@
-"""``sync_runs``: one row per unit of work (resource x practice [x department x window])."""
+"""``sync_runs``: one row per unit of work (resource x practice [x department x window]).
+
+``mode`` ``changed`` is a read of the practice's changed-data feed (``department_id`` NULL: it
+covers every department)."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, BigIntPK, UTCDateTime, one_of
 
-RUN_MODES = ("full", "incremental", "reconcile")
+RUN_MODES = ("full", "incremental", "reconcile", "changed")
 RUN_STATUSES = ("running", "succeeded", "partial", "failed", "skipped")
 
 

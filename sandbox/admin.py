@@ -1,7 +1,9 @@
 """Admin routes under ``/_sandbox/`` (no auth): steer the sandbox and read its ground truth.
 
-POST /_sandbox/mutate          {"practiceid", "cancel", "modify", "delete", "add", "seed"?}
-GET  /_sandbox/stats           request counts by path template/status, per practice, mints
+POST /_sandbox/mutate          {"practiceid", "cancel", "modify", "delete", "add", "checkin",
+                               "checkout", "cancel_past", "past_days", "seed"?}
+GET  /_sandbox/stats           request counts by path template/status, per practice, mints; each
+                               practice's changed-data queue (unprocessed, processed)
 POST /_sandbox/stats/reset
 GET  /_sandbox/truth?practiceid=
 GET  /_sandbox/faults          the faults in force
@@ -24,7 +26,7 @@ from sandbox.config import ConfigError, FaultConfig
 from sandbox.response import Response, admin_json
 from sandbox.store import Mutation
 
-COUNTS = ("cancel", "modify", "delete", "add")
+COUNTS = ("cancel", "modify", "delete", "add", "checkin", "checkout", "cancel_past", "past_days")
 
 
 class AdminError(ValueError):
@@ -42,15 +44,15 @@ def mutation_from_json(payload: Any) -> Mutation:
     unknown = sorted(set(payload) - {*COUNTS, "seed", "practiceid"})
     if unknown:
         raise AdminError(f"unknown mutate fields: {', '.join(unknown)}")
-    values: dict[str, int | None] = {}
+    values: dict[str, int] = {}
     for name in (*COUNTS, "seed"):
-        raw = payload.get(name, 0 if name != "seed" else None)
-        if raw is None and name == "seed":
+        raw = payload.get(name)
+        if raw is None:  # absent: the Mutation's default
             continue
         if isinstance(raw, bool) or not isinstance(raw, int) or raw < 0:
             raise AdminError(f"{name} must be a whole number, 0 or more")
         values[name] = raw
-    return Mutation(**values)  # type: ignore[arg-type]
+    return Mutation(**values)
 
 
 def _practice(sandbox: Sandbox, raw: Any) -> str:
@@ -74,6 +76,8 @@ def _config(sandbox: Sandbox) -> dict[str, Any]:
         "forbidden_practices": list(c.forbidden_practices),
         "empty_practices": list(c.empty_practices),
         "forbidden_endpoints": list(c.forbidden_endpoints),
+        "unserved_endpoints": list(c.unserved_endpoints),
+        "subscription_activation_seconds": c.subscription_activation_seconds,
         "seed": c.seed,
         "anchor_date": fmt_date(c.anchor_date),
         "first_day": fmt_date(c.first_day),
@@ -110,7 +114,7 @@ def _dispatch(sandbox: Sandbox, method: str, route: str, query: str, body: bytes
         )
         return sandbox.mutate(practice_id, mutation_from_json(payload))
     if (method, route) == ("GET", "stats"):
-        return sandbox.stats.snapshot()
+        return sandbox.snapshot()
     if (method, route) == ("POST", "stats/reset"):
         sandbox.stats.reset()
         return {"reset": True}

@@ -2,7 +2,9 @@
 
 Order per ``/v1`` request: latency, gateway faults (rps ceiling, 429, 5xx, legacy 403), bearer
 check, practice check, endpoint check, then the route, whose 200 bodies are cached until data or
-faults change; a listing's 200 may then be spoiled (``envelope_error_rate``, never cached).
+faults change (the changed-data feed's never are: a read marks what it serves); a listing's 200
+may then be spoiled (``envelope_error_rate``, never cached; a feed read spoiled so has marked
+its records processed all the same, as a response lost in transit).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sandbox import routes
+from sandbox import feed_routes, routes
 from sandbox.cache import PageCache
 from sandbox.clock import ServerClock
 from sandbox.config import FaultConfig, SandboxConfig
@@ -43,10 +45,13 @@ class Sandbox:
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
         self.clock = ServerClock()  # `Date` headers and `lastmodified` stamps read it
-        now = self.clock.eastern
-        self.stores = {pid: PracticeStore(pid, config, now=now) for pid in config.practices}
+        clock = self.clock
+        self.stores = {
+            pid: PracticeStore(pid, config, server_clock=clock) for pid in config.practices
+        }
         self.stores |= {
-            pid: PracticeStore(pid, config, empty=True, now=now) for pid in config.empty_practices
+            pid: PracticeStore(pid, config, empty=True, server_clock=clock)
+            for pid in config.empty_practices
         }
         self.tokens = TokenIssuer(config.token_mints_per_minute)
         self.stats = Stats()
@@ -81,6 +86,12 @@ class Sandbox:
             self.cache.clear()
         return result
 
+    def snapshot(self) -> dict[str, Any]:
+        """Request counts (``Stats.snapshot``) and each practice's feed queue
+        (``"feeds": {practiceid: {"unprocessed", "processed"}}``)."""
+        feeds = {pid: store.feed.counts() for pid, store in self.stores.items()}
+        return {**self.stats.snapshot(), "feeds": feeds}
+
     def store(self, practice_id: str) -> PracticeStore:
         """The served practice ``practice_id``; KeyError names it otherwise."""
         try:
@@ -99,6 +110,8 @@ class Sandbox:
         practice_id = (
             parts[1] if len(parts) > 1 and parts[0] == "v1" and parts[1].isdigit() else None
         )
+        if method == "POST" and body:  # a form body (a subscription's eventname)
+            query = f"{query}&{body.decode('utf-8', 'replace')}" if query else body.decode()
         answer = self._api(method, parts, query, headers, practice_id)
         self.stats.record(template, answer.status, practice_id)
         return answer
@@ -132,21 +145,45 @@ class Sandbox:
         denied = self._auth(headers.get("Authorization"))
         if denied is not None:
             return denied
-        if method != "GET" or practice_id is None or len(parts) < 3:
+        rest = parts[2:]
+        feed = practice_id != "1" and feed_routes.is_feed(rest)
+        allowed = feed_routes.allowed(method, rest) if feed else method == "GET"
+        if not allowed or practice_id is None or not rest:
             return api_json(404, UNKNOWN_PATH)
         if practice_id in self.config.forbidden_practices:
             return api_json(401, FORBIDDEN)
         if practice_id != "1" and practice_id not in self.stores:
             return api_json(404, NO_PRACTICE)
-        refused = self.config.endpoint_forbidden(practice_id, "/" + "/".join(parts[2:]))
+        refused = self.config.endpoint_forbidden(practice_id, "/" + "/".join(rest))
         if refused is not None:
             return api_json(refused, NOT_ENABLED if refused == 403 else FORBIDDEN)
-        answer = self._route(practice_id, parts[2:], query)
+        if self.config.endpoint_unserved(practice_id, "/" + "/".join(rest)):
+            return api_json(404, UNKNOWN_PATH)
+        if feed:
+            answer = self._feed(method, practice_id, rest, query)
+        else:
+            answer = self._route(practice_id, rest, query)
         if answer.status == 200 and routes.is_listing(parts[2:]):
             spoiled = self.faults.spoil(answer.body)
             if spoiled is not None:
                 return Response(spoiled.status, spoiled.body, spoiled.content_type)
         return answer
+
+    def _feed(self, method: str, practice_id: str, rest: list[str], query: str) -> Response:
+        """The changed-data feed: never cached (a read marks what it serves)."""
+        try:
+            body = feed_routes.feed_route(
+                self.stores[practice_id].feed,
+                method,
+                rest,
+                Params(query),
+                base=f"/v1/{practice_id}/" + "/".join(rest),
+                default_limit=self.config.appointments_default_limit,
+                max_limit=self.config.max_limit,
+            )
+        except ApiError as error:
+            return api_json(error.status, error.body, error.headers)
+        return Response(200, body, JSON)
 
     def _auth(self, header: str | None) -> Response | None:
         if not header or not header.lower().startswith("bearer "):

@@ -108,6 +108,16 @@ def _coerce(name: str, raw: Any, type_name: str) -> Any:
     return float(raw)
 
 
+def _listed(entries: tuple[str, ...], practice_id: str, path: str) -> bool:
+    """Whether an entry ``PRACTICEID:/prefix`` names ``path`` or a path below it."""
+    for entry in entries:
+        listed_practice, _, prefix = entry.partition(":")
+        prefix = prefix.rstrip("/")
+        if listed_practice == practice_id and (path == prefix or path.startswith(prefix + "/")):
+            return True
+    return False
+
+
 def _today_utc() -> dt.date:
     return dt.datetime.now(dt.UTC).date()
 
@@ -122,9 +132,12 @@ class SandboxConfig:
     ``195900:/appointmenttypes``) answer 403 for that path and the paths below it in that
     practice only, as an endpoint the key is not enabled for (``...=401``: a 401 "Incorrect
     permissions." instead, as production may answer for an endpoint not enabled);
-    ``empty_practices`` are served but hold no departments, providers, appointment types or
-    appointments (like a fresh preview practice); any other numeric practice answers 404
-    "Invalid practice.".
+    ``unserved_endpoints`` (``PRACTICEID:/path``) answer 404 "Unknown API path." there, as an
+    endpoint this environment lacks; a changed-data subscription is readable
+    ``subscription_activation_seconds`` (sandbox clock) after it is first requested (403 before,
+    as the real API during activation); ``empty_practices`` are served but hold no departments,
+    providers, appointment types or appointments (like a fresh preview practice); any other
+    numeric practice answers 404 "Invalid practice.".
     """
 
     seed: int = 1
@@ -132,6 +145,8 @@ class SandboxConfig:
     forbidden_practices: tuple[str, ...] = ("1128700",)
     empty_practices: tuple[str, ...] = ()
     forbidden_endpoints: tuple[str, ...] = ()
+    unserved_endpoints: tuple[str, ...] = ()
+    subscription_activation_seconds: float = 0.0
     departments: int = 6
     providers: int = 12
     appointment_types: int = 20
@@ -158,15 +173,18 @@ class SandboxConfig:
             raise ConfigError("a practice cannot be both served and forbidden")
         if set(self.empty_practices) & {*self.practices, *self.forbidden_practices}:
             raise ConfigError("an empty practice cannot also be served with data or forbidden")
-        for entry in self.forbidden_endpoints:
+        for entry in (*self.forbidden_endpoints, *self.unserved_endpoints):
             practice_id, sep, rest = entry.partition(":")
             path, _, status = rest.partition("=")
             well_formed = sep and practice_id.isdigit() and path.startswith("/") and len(path) > 1
-            if not well_formed or status not in ("", "401", "403"):
+            forbidden = entry in self.forbidden_endpoints
+            if not well_formed or status not in (("", "401", "403") if forbidden else ("",)):
                 raise ConfigError(
-                    f"forbidden endpoint {entry!r} must be PRACTICEID:/path[=401|=403], e.g. "
-                    "195900:/appointmenttypes"
+                    f"endpoint {entry!r} must be PRACTICEID:/path (forbidden ones may add "
+                    "=401 or =403), e.g. 195900:/appointmenttypes"
                 )
+        if not self.subscription_activation_seconds >= 0:
+            raise ConfigError("subscription_activation_seconds must not be negative")
         for name in ("departments", "providers", "appointment_types", "days"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -183,14 +201,14 @@ class SandboxConfig:
         """The status (403, or 401) ``path`` (below ``/v1/{practiceid}``) answers in this
         practice as an endpoint not enabled for the key; None when it is enabled."""
         for entry in self.forbidden_endpoints:
-            forbidden_practice, _, rest = entry.partition(":")
-            prefix, _, status = rest.partition("=")
-            prefix = prefix.rstrip("/")
-            if forbidden_practice == practice_id and (
-                path == prefix or path.startswith(prefix + "/")
-            ):
+            listed, _, status = entry.partition("=")
+            if _listed((listed,), practice_id, path):
                 return int(status or 403)
         return None
+
+    def endpoint_unserved(self, practice_id: str, path: str) -> bool:
+        """Whether ``path`` (below ``/v1/{practiceid}``) answers 404 in this practice."""
+        return _listed(self.unserved_endpoints, practice_id, path)
 
     @property
     def first_day(self) -> dt.date:

@@ -72,6 +72,18 @@ class Params:
             return None
         return frozenset(part.strip() for part in raw.split(",") if part.strip())
 
+    def all_ids(self, name: str) -> frozenset[str] | None:
+        """Every id sent for ``name``, the parameter repeated and/or comma-separated; None when
+        absent (``/appointments/booked/multipledepartment`` repeats ``departmentid``)."""
+        ids = frozenset(
+            part.strip()
+            for key, value in self.pairs
+            if key.lower() == name
+            for part in value.split(",")
+            if part.strip()
+        )
+        return ids or None
+
     def date(self, name: str) -> dt.date | None:
         """An MM/DD/YYYY date, or None when absent."""
         raw = self.get(name)
@@ -146,10 +158,12 @@ class BookedFilter:
     modified_to: dt.datetime | None
 
 
-def booked_filter(params: Params) -> BookedFilter:
+def booked_filter(params: Params, *, multiple: bool = False) -> BookedFilter:
     """Validate ``/appointments/booked`` params: startdate/enddate required (MM/DD/YYYY,
-    inclusive); endlastmodified requires startlastmodified."""
-    absent = [name for name in ("startdate", "enddate") if params.get(name) is None]
+    inclusive); endlastmodified requires startlastmodified. ``multiple``
+    (``/multipledepartment``): ``departmentid`` is required and every value sent counts."""
+    required = ("startdate", "enddate", "departmentid") if multiple else ("startdate", "enddate")
+    absent = [name for name in required if params.get(name) is None]
     if absent:
         raise missing(*absent)
     start, end = params.date("startdate"), params.date("enddate")
@@ -164,7 +178,7 @@ def booked_filter(params: Params) -> BookedFilter:
     return BookedFilter(
         start=start.toordinal(),
         end=end.toordinal(),
-        departments=params.id_set("departmentid"),
+        departments=params.all_ids("departmentid") if multiple else params.id_set("departmentid"),
         providers=params.id_set("providerid"),
         types=params.id_set("appointmenttypeid"),
         statuses=params.id_set("appointmentstatus"),

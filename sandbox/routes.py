@@ -7,6 +7,7 @@ from typing import Protocol
 
 from sandbox.appointments import render_json
 from sandbox.config import SandboxConfig
+from sandbox.feed_routes import FEED, is_feed
 from sandbox.query import ApiError, Params, booked_filter, page_body
 from sandbox.reference import Record
 from sandbox.store import PracticeStore, with_providerlist
@@ -29,6 +30,8 @@ SINGLE = {
     "appointments": "{appointmentid}",
 }
 LISTS = ("ping", "practiceinfo", "providers", "departments", "appointmenttypes")
+BOOKED = ["appointments", "booked"]
+MULTIPLE = [*BOOKED, "multipledepartment"]
 
 
 def template(parts: Sequence[str]) -> str:
@@ -39,8 +42,8 @@ def template(parts: Sequence[str]) -> str:
     rest = list(parts[2:])
     if len(rest) == 1 and rest[0] in LISTS:
         return f"/v1/{practice}/{rest[0]}"
-    if rest == ["appointments", "booked"]:
-        return f"/v1/{practice}/appointments/booked"
+    if rest in (BOOKED, MULTIPLE) or is_feed(rest):
+        return f"/v1/{practice}/" + "/".join(rest)
     if len(rest) == 2 and rest[0] in SINGLE:
         return f"/v1/{practice}/{rest[0]}/{SINGLE[rest[0]]}"
     return "(unknown)"
@@ -48,7 +51,7 @@ def template(parts: Sequence[str]) -> str:
 
 def is_listing(rest: Sequence[str]) -> bool:
     """Whether a path below ``/v1/{practiceid}`` answers a listing envelope."""
-    return list(rest) == ["appointments", "booked"] or (
+    return list(rest) in (BOOKED, MULTIPLE, FEED) or (
         len(rest) == 1 and rest[0] in LISTS and rest[0] != "ping"
     )
 
@@ -92,8 +95,8 @@ def practice_route(
         return b'{"Pong":"true"}'
     if rest == ["practiceinfo"]:
         return _page(sandbox, "practiceinfo", [render_json(store.ref.practiceinfo)], base, params)
-    if rest == ["appointments", "booked"]:
-        rows = store.booked(booked_filter(params))
+    if rest in (BOOKED, MULTIPLE):
+        rows = store.booked(booked_filter(params, multiple=rest == MULTIPLE))
         limit, offset = params.paging(
             sandbox.config.appointments_default_limit, sandbox.config.max_limit
         )

@@ -142,23 +142,20 @@ class SandboxServer:
     ) -> None:
         self.stop()
 
-    def mutate(
-        self,
-        practice_id: str | None = None,
-        *,
-        cancel: int = 0,
-        modify: int = 0,
-        delete: int = 0,
-        add: int = 0,
-        seed: int | None = None,
-    ) -> dict[str, Any]:
-        """Change appointments; returns what changed (as ``POST /_sandbox/mutate``)."""
-        change = Mutation(cancel=cancel, modify=modify, delete=delete, add=add, seed=seed)
-        return self.sandbox.mutate(practice_id or self.config.practices[0], change)
+    def mutate(self, practice_id: str | None = None, **counts: Any) -> dict[str, Any]:
+        """Change appointments (``cancel``, ``modify``, ``delete``, ``add``, ``checkin``,
+        ``checkout``, ``cancel_past`` counts, ``past_days``, ``seed``, as ``Mutation``); returns
+        what changed (as ``POST /_sandbox/mutate``)."""
+        return self.sandbox.mutate(practice_id or self.config.practices[0], Mutation(**counts))
+
+    def subscribe(self, practice_id: str | None = None, event: str | None = None) -> None:
+        """Subscribe the practice's changed-data feed (every event, or one), as ``POST
+        /appointments/changed/subscription`` does."""
+        self.sandbox.store(practice_id or self.config.practices[0]).feed.subscribe(event)
 
     def stats(self) -> dict[str, Any]:
-        """Request counts (as ``GET /_sandbox/stats``)."""
-        return self.sandbox.stats.snapshot()
+        """Request counts and feed queues (as ``GET /_sandbox/stats``)."""
+        return self.sandbox.snapshot()
 
     def reset_stats(self) -> None:
         """Zero the request counts."""

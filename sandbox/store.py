@@ -6,14 +6,15 @@ import dataclasses
 import datetime as dt
 import random
 import threading
-from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from typing import Any
 
 from sandbox import appointments as appts
-from sandbox import clock, reference
+from sandbox import clock, reference, visits
 from sandbox.appointments import Appointment
 from sandbox.config import SandboxConfig
+from sandbox.feed import ChangeFeed
+from sandbox.index import RECENT_FILTERS, DayIndex, matches
 from sandbox.query import BookedFilter
 from sandbox.reference import Record
 
@@ -22,12 +23,17 @@ SANDBOX_USER = "API-SANDBOX"
 
 @dataclasses.dataclass(frozen=True)
 class Mutation:
-    """How many appointments to change in one ``mutate`` call."""
+    """How many appointments to change in one ``mutate`` call. ``checkin``, ``checkout`` and
+    ``cancel_past`` change visits at least ``past_days`` before the anchor date."""
 
     cancel: int = 0
     modify: int = 0
     delete: int = 0
     add: int = 0
+    checkin: int = 0
+    checkout: int = 0
+    cancel_past: int = 0
+    past_days: int = 14
     seed: int | None = None
 
 
@@ -40,11 +46,16 @@ class PracticeStore:
         config: SandboxConfig,
         *,
         empty: bool = False,
-        now: Callable[[], dt.datetime] = clock.eastern_now,
+        server_clock: clock.ServerClock | None = None,
     ) -> None:
         self.practice_id = practice_id
         self._config = config
-        self._eastern_now = now  # the server's clock, Eastern wall time (stamps `lastmodified`)
+        server_clock = server_clock or clock.ServerClock()
+        # The server's clock, Eastern wall time (stamps `lastmodified`).
+        self._eastern_now: Callable[[], dt.datetime] = server_clock.eastern
+        self.feed = ChangeFeed(
+            config.subscription_activation_seconds, server_clock.now, server_clock.eastern
+        )
         rng = random.Random(f"{config.seed}:{practice_id}")
         sizes = (config.departments, config.providers, config.appointment_types)
         if empty:
@@ -75,16 +86,18 @@ class PracticeStore:
         for position, row in enumerate(rows):
             by_department.setdefault(row.departmentid, []).append(position)
         # Readers take (served, index) as one reference: a mutation swaps both at once.
-        self._index = _DayIndex(tuple(rows), by_department)
+        self._index = DayIndex(tuple(rows), by_department)
         self._recent: dict[tuple[int, BookedFilter], list[Appointment]] = {}
         self.served = self._index.rows
 
     def set_malformed(self, count: int, seed: int) -> None:
-        """Serve ``count`` malformed rows (made from the fault seed) alongside the valid ones."""
+        """Serve ``count`` malformed rows (made from the fault seed) alongside the valid ones;
+        a subscribed feed serves them too, as changes."""
         with self._lock:
             rng = random.Random(f"{seed}:{self.practice_id}:malformed")
             self._malformed = appts.malformed(rng, self._valid, count)
             self._publish()
+            self.feed.record("UpdateAppointment", self._malformed)
 
     def get(self, appointment_id: str) -> Appointment | None:
         """One served appointment by id (cancelled included), or None."""
@@ -102,7 +115,7 @@ class PracticeStore:
             hit = self._recent.get(key)
         if hit is not None:
             return hit
-        rows = [a for a in index.candidates(f) if _matches(a, f)]
+        rows = [a for a in index.candidates(f) if matches(a, f)]
         with self._lock:
             if self._index is index:
                 self._recent[key] = rows
@@ -116,7 +129,8 @@ class PracticeStore:
         return max(self._eastern_now(), latest + dt.timedelta(seconds=1))
 
     def mutate(self, change: Mutation) -> dict[str, Any]:
-        """Cancel, modify, delete and add appointments; report exactly what changed."""
+        """Cancel, modify, change past visits, delete and add appointments; report exactly what
+        changed. Each change is queued in the feed under its event (a deletion under none)."""
         with self._lock:
             self._mutations += 1
             seed = change.seed
@@ -127,32 +141,62 @@ class PracticeStore:
             )
             now = self._now()
             rows = {a.appointmentid: a for a in self._valid}
-            booked = sorted(i for i, a in rows.items() if a.status == "f")
-            cancelled = rng.sample(booked, min(change.cancel, len(booked)))
-            for appointment_id in cancelled:
-                rows[appointment_id] = self._cancel(rng, rows[appointment_id], now)
-            left = sorted(i for i, a in rows.items() if a.status != "x" and i not in cancelled)
-            modified = [
-                self._modify(rng, rows, i, now, n)
-                for n, i in enumerate(rng.sample(left, min(change.modify, len(left))))
-            ]
-            touched = set(cancelled) | {m["appointmentid"] for m in modified}
-            rest = sorted(set(rows) - touched)
-            deleted = rng.sample(rest, min(change.delete, len(rest)))
-            for appointment_id in deleted:
-                del rows[appointment_id]
-            added = self._add(rng, rows, change.add, now)
-            self._deleted.extend(deleted)
+            done = self._change(rng, rows, change, now)
+            self._deleted.extend(done["deleted"])
             self._valid = list(rows.values())
             self._publish()
+            for event, ids in _events(done).items():
+                self.feed.record(event, [rows[i] for i in ids])
+        return {"practiceid": self.practice_id, "lastmodified": clock.fmt_datetime(now), **done}
+
+    def _change(
+        self, rng: random.Random, rows: dict[str, Appointment], change: Mutation, now: dt.datetime
+    ) -> dict[str, Any]:
+        booked = sorted(i for i, a in rows.items() if a.status == "f")
+        cancelled = rng.sample(booked, min(change.cancel, len(booked)))
+        for appointment_id in cancelled:
+            rows[appointment_id] = self._cancel(rng, rows[appointment_id], now)
+        left = sorted(i for i, a in rows.items() if a.status != "x" and i not in cancelled)
+        modified = [
+            self._modify(rng, rows, i, now, n)
+            for n, i in enumerate(rng.sample(left, min(change.modify, len(left))))
+        ]
+        touched = set(cancelled) | {m["appointmentid"] for m in modified}
+        past = self._past_visits(rng, rows, change, now, touched)
+        rest = sorted(set(rows) - touched)
+        deleted = rng.sample(rest, min(change.delete, len(rest)))
+        for appointment_id in deleted:
+            del rows[appointment_id]
         return {
-            "practiceid": self.practice_id,
-            "lastmodified": clock.fmt_datetime(now),
             "cancelled": sorted(cancelled),
             "modified": sorted(modified, key=lambda m: str(m["appointmentid"])),
+            **past,
             "deleted": sorted(deleted),
-            "added": added,
+            "added": self._add(rng, rows, change.add, now),
         }
+
+    def _past_visits(
+        self,
+        rng: random.Random,
+        rows: dict[str, Appointment],
+        change: Mutation,
+        now: dt.datetime,
+        touched: set[str],
+    ) -> dict[str, list[str]]:
+        """Check-ins, check-outs and cancellations of visits ``past_days`` or more ago."""
+        before = (self._config.anchor_date - dt.timedelta(days=change.past_days)).toordinal()
+        done: dict[str, list[str]] = {}
+        for kind, (statuses, _, _) in visits.KINDS.items():
+            count = getattr(change, kind)
+            pool = [i for i in visits.candidates(rows, statuses, before) if i not in touched]
+            chosen = sorted(rng.sample(pool, min(count, len(pool)))) if count else []
+            for appointment_id in chosen:
+                rows[appointment_id] = visits.apply(
+                    kind, rng, rows[appointment_id], now, SANDBOX_USER, _replace
+                )
+            touched.update(chosen)
+            done[kind] = chosen
+        return done
 
     def _cancel(self, rng: random.Random, row: Appointment, now: dt.datetime) -> Appointment:
         record = dict(row.record, appointmentstatus="x", lastmodified=clock.fmt_datetime(now))
@@ -242,61 +286,26 @@ class PracticeStore:
         }
 
 
-RECENT_FILTERS = 16
-
-
-class _DayIndex:
-    """Served rows by department and day, so a department-month query reads only its rows."""
-
-    def __init__(self, rows: tuple[Appointment, ...], by_department: dict[str, list[int]]) -> None:
-        self.rows = rows
-        self._days = [a.day for a in rows]
-        self._departments = {
-            dept: (positions, [rows[p].day for p in positions])
-            for dept, positions in by_department.items()
-        }
-
-    def candidates(self, f: BookedFilter) -> list[Appointment]:
-        """Rows on ``f``'s days (of ``f``'s departments, if named), in listing order."""
-        if f.departments is None:
-            lo, hi = bisect_left(self._days, f.start), bisect_right(self._days, f.end)
-            return list(self.rows[lo:hi])
-        positions: list[int] = []
-        for dept in f.departments:
-            found = self._departments.get(dept)
-            if found is not None:
-                where, days = found
-                positions += where[bisect_left(days, f.start) : bisect_right(days, f.end)]
-        return [self.rows[p] for p in sorted(positions)]
-
-
 def with_providerlist(ref: reference.Reference, department: Record) -> Record:
     """A department with ``providerlist`` (providers who work there) added."""
     ids = ref.department_providers[department["departmentid"]]
     return dict(department, providerlist=[str(i) for i in ids])
 
 
+def _events(done: dict[str, Any]) -> dict[str, list[str]]:
+    """The feed event of each change a mutation made (deletions are never queued)."""
+    events = {
+        "CancelAppointment": done["cancelled"] + done["cancel_past"],
+        "UpdateAppointment": [m["appointmentid"] for m in done["modified"]],
+        "ScheduleAppointment": done["added"],
+    }
+    for kind, (_, _, event) in visits.KINDS.items():
+        if event not in events:
+            events[event] = done[kind]
+    return events
+
+
 def _replace(row: Appointment, record: Record, **keys: Any) -> Appointment:
     fresh = dataclasses.replace(row, record=record, **keys)
     fresh.render()
     return fresh
-
-
-def _matches(a: Appointment, f: BookedFilter) -> bool:
-    if not f.start <= a.day <= f.end:
-        return False
-    if a.status == "x" and not f.showcancelled:
-        return False
-    if f.departments is not None and a.departmentid not in f.departments:
-        return False
-    if f.providers is not None and a.providerid not in f.providers:
-        return False
-    if f.types is not None and a.appointmenttypeid not in f.types:
-        return False
-    if f.statuses is not None and a.status not in f.statuses:
-        return False
-    if f.patientid is not None and a.patientid != f.patientid:
-        return False
-    if f.modified_from is not None and a.lastmodified < f.modified_from:
-        return False
-    return f.modified_to is None or a.lastmodified <= f.modified_to

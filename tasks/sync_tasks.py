@@ -3,8 +3,9 @@
 ``run_unit`` runs one unit of work under its lease; ``sync_practice`` plans a practice's units
 through the same fan-out the CLI uses and sends one ``run_unit`` each, so every worker shares the
 work; ``sync_reference`` and ``sync_appointments`` (beat) send one ``sync_practice`` per
-configured practice; ``replay_dead_letters`` (beat) purges old letters, runs and fences, then
-replays retriable letters by sending their units to the workers.
+configured practice, ``sync_changes`` (beat) one reading the changed-data feeds;
+``replay_dead_letters`` (beat) purges old letters, runs and fences, then replays retriable
+letters by sending their units to the workers.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import structlog
 
 from tasks.base import SyncTask, process_state, retry_countdown
 from worker.app import task
-from worker.resources import ReadStrategy, resource_names
+from worker.resources import ReadStrategy, feed_resources, resource_names
 from worker.store.letters import RETRIABLE_CLASSES
 from worker.store.retention import purge_expired
 from worker.store.runs import fail_orphaned_runs
@@ -126,6 +127,14 @@ def sync_reference() -> list[str]:
 def sync_appointments(mode: str = "incremental") -> list[str]:
     """Appointments (``incremental`` or ``reconcile`` over the settings' window), all practices."""
     return send_practices(("appointments",), mode)
+
+
+@task(base=SyncTask)
+def sync_changes() -> list[str]:
+    """The changed-data feeds (appointments) of every configured practice on them (beat
+    ``appointments-changes``); a practice whose subscription is not active is checked now and
+    then and polled by ``sync_appointments`` meanwhile."""
+    return send_practices(feed_resources(), "changed")
 
 
 @task(bind=True, base=SyncTask)

@@ -166,6 +166,7 @@ def test_the_tasks_the_readme_and_beat_name_are_registered() -> None:
             "tasks.sync_tasks.replay_dead_letters",
             "tasks.sync_tasks.run_unit",
             "tasks.sync_tasks.sync_appointments",
+            "tasks.sync_tasks.sync_changes",
             "tasks.sync_tasks.sync_practice",
             "tasks.sync_tasks.sync_reference",
         ]

@@ -158,9 +158,15 @@ def _every(minutes: int, name: str, **kwargs: Any) -> dict[str, Any]:
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
-    """The periodic work: reference data, appointments incremental and reconcile, replay."""
+    """The periodic work: reference data, the changed-data feeds (unless
+    ``SYNC_APPOINTMENTS_SOURCE=booked``), appointments incremental (practices polled with the
+    listing) and reconcile, replay."""
+    changes = {}
+    if settings.sync_appointments_source == "changed":
+        changes["appointments-changes"] = _every(settings.schedule_changes_minutes, "sync_changes")
     return {
         "reference-data": _every(settings.schedule_reference_minutes, "sync_reference"),
+        **changes,
         "appointments-incremental": _every(
             settings.schedule_appointments_minutes, "sync_appointments", mode="incremental"
         ),

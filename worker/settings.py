@@ -62,6 +62,10 @@ class Settings:
     sync_window_days: int = 31
     sync_lastmodified_overlap_seconds: int = 300
     sync_clock_skew_seconds: int = 60
+    sync_appointments_source: str = "changed"
+    sync_multi_department: bool = True
+    sync_subscription_recheck_seconds: int = 600
+    athena_auto_subscribe: bool = False
 
     dead_letter_retention_days: int = 30
     sync_runs_retention_days: int = 30
@@ -69,6 +73,7 @@ class Settings:
 
     schedule_reference_minutes: int = 180
     schedule_appointments_minutes: int = 5
+    schedule_changes_minutes: int = 1
     schedule_reconcile_cron: str = "30 3 * * *"
     schedule_replay_minutes: int = 30
     task_soft_time_limit_seconds: int = 1500
@@ -146,6 +151,17 @@ def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float 
     return value
 
 
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (_text(env, name) or "").lower()
+    if not raw:
+        return default
+    if raw in ("true", "1", "yes", "on"):
+        return True
+    if raw in ("false", "0", "no", "off"):
+        return False
+    raise SettingsError(name, f"must be true or false, got {raw!r}")
+
+
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
     raw = (_text(env, name) or default).lower()
     if raw not in {c.lower() for c in choices}:
@@ -211,6 +227,14 @@ def _sync(env: Mapping[str, str]) -> dict[str, Any]:
         "sync_window_days": window,
         "sync_lastmodified_overlap_seconds": _int(env, "SYNC_LASTMODIFIED_OVERLAP_SECONDS", 300),
         "sync_clock_skew_seconds": _int(env, "SYNC_CLOCK_SKEW_SECONDS", 60),
+        "sync_appointments_source": _choice(
+            env, "SYNC_APPOINTMENTS_SOURCE", "changed", ("changed", "booked")
+        ),
+        "sync_multi_department": _flag(env, "SYNC_MULTI_DEPARTMENT", True),
+        "sync_subscription_recheck_seconds": _int(
+            env, "SYNC_SUBSCRIPTION_RECHECK_SECONDS", 600, minimum=1
+        ),
+        "athena_auto_subscribe": _flag(env, "ATHENA_AUTO_SUBSCRIBE", False),
         "dead_letter_retention_days": _int(env, "DEAD_LETTER_RETENTION_DAYS", 30, minimum=1),
         "sync_runs_retention_days": _int(env, "SYNC_RUNS_RETENTION_DAYS", 30, minimum=1),
         "dead_letter_max_attempts": _int(env, "DEAD_LETTER_MAX_ATTEMPTS", 10, minimum=1),
@@ -221,6 +245,7 @@ def _schedule(env: Mapping[str, str]) -> dict[str, Any]:
     return {
         "schedule_reference_minutes": _int(env, "SCHEDULE_REFERENCE_MINUTES", 180, minimum=1),
         "schedule_appointments_minutes": _int(env, "SCHEDULE_APPOINTMENTS_MINUTES", 5, minimum=1),
+        "schedule_changes_minutes": _int(env, "SCHEDULE_CHANGES_MINUTES", 1, minimum=1),
         "schedule_reconcile_cron": _text(env, "SCHEDULE_RECONCILE_CRON") or "30 3 * * *",
         "schedule_replay_minutes": _int(env, "SCHEDULE_REPLAY_MINUTES", 30, minimum=1),
         "task_soft_time_limit_seconds": _int(env, "TASK_SOFT_TIME_LIMIT", 1500, minimum=1),

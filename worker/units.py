@@ -12,7 +12,8 @@ from typing import Any
 
 from worker.resources import REGISTRY
 
-MODES = ("full", "incremental", "reconcile")
+MODES = ("full", "incremental", "reconcile", "changed")
+"""``changed``: a read of the practice's changed-data feed (no department, no window)."""
 
 
 @dataclass(frozen=True)
@@ -108,9 +109,19 @@ def department_units(
     start: date,
     end: date,
     max_days: int,
+    together: bool = False,
 ) -> list[Unit]:
     """A resource read by department fans out per department; reconcile also per window
-    (an incremental unit reads the whole range on its watermark)."""
+    (an incremental unit reads the whole range on its watermark). ``together``: one unit covers
+    every department (no ``department_id``: the multi-department listing), reconcile per window.
+    """
+    if together and department_ids:
+        if mode == "reconcile":
+            return [
+                Unit(resource, practice_id, mode, None, w_start, w_end)
+                for w_start, w_end in split_windows(start, end, max_days)
+            ]
+        return [Unit(resource, practice_id, "incremental", None, start, end)]
     units: list[Unit] = []
     for department_id in department_ids:
         if mode == "reconcile":

@@ -40,6 +40,8 @@ BASE_ENV = {
     "TASK_TIME_LIMIT": "60",
     "TASK_SOFT_TIME_LIMIT": "50",
     "SYNC_LEASE_SECONDS": "5",
+    # One unit per department, as these tests count them; test_feed_beat.py runs the defaults.
+    "SYNC_MULTI_DEPARTMENT": "false",
     "LOG_FORMAT": "json",
     "LOG_LEVEL": "INFO",
     "PYTHONUNBUFFERED": "1",

@@ -29,6 +29,7 @@ ENV = {
     "SCHEDULE_APPOINTMENTS_MINUTES": "10",
     "SCHEDULE_RECONCILE_CRON": "15 2 * * 1-5",
     "SCHEDULE_REPLAY_MINUTES": "45",
+    "SCHEDULE_CHANGES_MINUTES": "3",
 }
 
 
@@ -72,6 +73,20 @@ def test_beat_schedule_comes_from_settings(config: Any) -> None:
     replay = schedule["dead-letter-replay"]
     assert replay["task"] == "tasks.sync_tasks.replay_dead_letters"
     assert replay["schedule"] == timedelta(minutes=45)
+    changes = schedule["appointments-changes"]
+    assert changes["task"] == "tasks.sync_tasks.sync_changes"
+    assert changes["schedule"] == timedelta(minutes=3)
+    assert changes["options"] == {"expires": 180}  # a tick nobody took is dropped, not piled up
+
+
+def test_the_feed_has_no_beat_entry_when_appointments_are_polled() -> None:
+    from worker.app import beat_schedule
+    from worker.settings import settings_from_env
+
+    polled = beat_schedule(settings_from_env({"SYNC_APPOINTMENTS_SOURCE": "booked"}))
+    assert "appointments-changes" not in polled and "appointments-incremental" in polled
+    default = beat_schedule(settings_from_env({}))
+    assert default["appointments-changes"]["schedule"] == timedelta(minutes=1)
 
 
 def _run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:

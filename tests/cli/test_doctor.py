@@ -20,13 +20,21 @@ from worker.db import upgrade
 
 GOOD, EMPTY, FORBIDDEN, UNKNOWN = "195900", "195901", "1128700", "424242"
 SECRET = "sandbox-secret"
-ENDPOINTS = ["/ping", "/departments", "/providers", "/appointmenttypes", "/appointments/booked"]
+ENDPOINTS = [
+    "/ping",
+    "/departments",
+    "/providers",
+    "/appointmenttypes",
+    "/appointments/booked",
+    "/appointments/changed/subscription",
+]
 
 
 @pytest.fixture
 def server() -> Iterator[SandboxServer]:
     config = SandboxConfig(seed=4, appointments=300, days=20, empty_practices=(EMPTY,))
     with serve_sandbox(config) as started:
+        started.subscribe(GOOD)  # a working setup has its changed-data subscription
         yield started
 
 
@@ -142,6 +150,7 @@ def test_an_empty_practice_alone_is_a_warning_not_a_failure(
         "/providers",
         "/appointmenttypes",
         "/appointments/booked",
+        "/appointments/changed/subscription",  # none: the sync would poll meanwhile
     ]
 
 
@@ -352,6 +361,7 @@ def test_a_report_into_a_missing_directory_is_refused_before_any_request(
 def test_a_403_on_one_endpoint_is_told_apart_from_a_403_throttle(tmp_path: Path) -> None:
     config = SandboxConfig(seed=4, appointments=50, forbidden_endpoints=(f"{GOOD}:/providers",))
     with serve_sandbox(config) as started:
+        started.subscribe(GOOD)
         env = _env(started, _sqlite(tmp_path))
         _, report = _doctor(env)
         started.set_faults(legacy_throttle_rate=1.0)
@@ -364,3 +374,28 @@ def test_a_403_on_one_endpoint_is_told_apart_from_a_403_throttle(tmp_path: Path)
     ping = _rows(throttled, GOOD)["/ping"]
     assert (ping["status"], ping["http_status"]) == ("fail", 403)
     assert ping["verdict"] == "API rate limited (the legacy gateway's 403 Developer Over Qps)"
+
+
+def test_each_practice_shows_its_subscription_with_a_next_step(
+    server: SandboxServer, tmp_path: Path
+) -> None:
+    path = "/appointments/changed/subscription"
+    env = _env(server, _sqlite(tmp_path))
+    result, report = _doctor(env, "--practice", EMPTY)
+    none = _rows(report, EMPTY)[path]
+    assert result.exit_code == 0, "a missing subscription warns: the sync polls meanwhile"
+    assert none["status"] == "warn" and none["verdict"].startswith("none (status INACTIVE")
+    assert f"athena-sync subscriptions create --practice {EMPTY}" in none["next_step"]
+    assert "polled with /appointments/booked" in none["next_step"]
+    auto = _rows(_doctor({**env, "ATHENA_AUTO_SUBSCRIBE": "true"}, "--practice", EMPTY)[1], EMPTY)
+    assert "ATHENA_AUTO_SUBSCRIBE=true" in auto[path]["next_step"]
+
+    server.subscribe(EMPTY, "CheckIn")
+    partial = _rows(_doctor(env, "--practice", EMPTY)[1], EMPTY)[path]
+    assert partial["status"] == "warn" and partial["verdict"].startswith("partial")
+    assert "subscribe every event" in partial["next_step"]
+
+    server.subscribe(EMPTY)
+    active = _rows(_doctor(env, "--practice", EMPTY)[1], EMPTY)[path]
+    assert active["status"] == "ok" and active["verdict"].startswith("ACTIVE")
+    assert active["next_step"] is None

@@ -62,3 +62,23 @@ def test_downgrade_removes_everything(engine):
         config.attributes["connection"] = connection
         command.downgrade(config, "base")
     assert set(sa.inspect(engine).get_table_names()) <= {"alembic_version"}
+
+
+def test_sync_runs_take_the_changed_mode_and_nothing_else(engine):
+    upgrade(engine)
+    insert = (
+        "INSERT INTO sync_runs (resource, practice_id, mode, status, started_at) "
+        "VALUES ('appointments', '195900', :mode, 'succeeded', CURRENT_TIMESTAMP)"
+    )
+    with engine.begin() as connection:
+        connection.execute(sa.text(insert), {"mode": "changed"})
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text(insert), {"mode": "sideways"})
+    except sa.exc.IntegrityError:
+        pass
+    else:
+        raise AssertionError("a mode outside the CHECK was accepted")
+    with engine.connect() as connection:
+        modes = connection.execute(sa.text("SELECT mode FROM sync_runs")).scalars().all()
+    assert modes == ["changed"]

@@ -43,6 +43,10 @@ def test_serve_answers_a_token_request() -> None:
         "0",
         "--forbidden-endpoints",
         "195900:/appointmenttypes",
+        "--unserved-endpoints",
+        "195900:/appointments/booked/multipledepartment",
+        "--subscription-activation-seconds",
+        "30",
         "--envelope-error-rate",
         "0.5",
         "--legacy-throttle-rate",
@@ -67,6 +71,8 @@ def test_serve_answers_a_token_request() -> None:
                 time.sleep(0.05)
         assert config["seed"] == 3
         assert config["forbidden_endpoints"] == ["195900:/appointmenttypes"]
+        assert config["unserved_endpoints"] == ["195900:/appointments/booked/multipledepartment"]
+        assert config["subscription_activation_seconds"] == 30
         faults = config["faults"]
         assert (faults["envelope_error_rate"], faults["legacy_throttle_rate"]) == (0.5, 0.25)
         token = requests.post(
@@ -100,6 +106,8 @@ def test_admin_verbs(api: Api) -> None:
     assert run("faults", *url, "--off")["error_rate"] == 0.0
     change = run("mutate", *url, "--cancel", "1", "--add", "2", "--seed", "5")
     assert (len(change["cancelled"]), len(change["added"])) == (1, 2)
+    past = run("mutate", *url, "--checkout", "1", "--cancel-past", "1", "--past-days", "10")
+    assert (len(past["checkout"]), len(past["cancel_past"]), past["checkin"]) == (1, 1, [])
     stats = run("stats", *url, "--reset")
     assert stats["token_mints"] == 1
     assert run("stats", *url)["total"] == 0

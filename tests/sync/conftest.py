@@ -39,8 +39,11 @@ def sandbox_config(**changes: Any) -> SandboxConfig:
 
 
 def settings_for(server: SandboxServer, database_url: str, **env: str) -> Settings:
-    """Settings that point the client at the sandbox; fast retries, generous budget."""
+    """Settings that point the client at the sandbox; fast retries, generous budget. Appointments
+    are read one department per request unless a test asks for the multi-department listing
+    (``SYNC_MULTI_DEPARTMENT=true``, the product's default: ``test_multi_department.py``)."""
     values = {
+        "SYNC_MULTI_DEPARTMENT": "false",
         "DATABASE_URL": database_url,
         "ATHENA_BASE_URL": server.url,
         "ATHENA_CLIENT_ID": server.config.client_id,

@@ -292,6 +292,7 @@ def test_the_cli_summary_says_a_narrow_run_kept_the_watermark(h: Harness) -> Non
         "ATHENA_RATE_LIMIT_BURST": "1000",
         "LOG_LEVEL": "ERROR",
         "REDIS_KEY_PREFIX": h.settings.redis_key_prefix,
+        "SYNC_MULTI_DEPARTMENT": "false",  # a unit, and a summary line, per department
         **HORIZON,
     }
     runner = CliRunner()

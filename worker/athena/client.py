@@ -9,8 +9,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
@@ -103,6 +103,9 @@ class AthenaClient:
         self._base = settings.athena_base_url.rstrip("/")
         self._timeouts = (settings.connect_timeout_seconds, settings.read_timeout_seconds)
         self._policy = RetryPolicy.from_settings(settings)
+        self.clock_offset: timedelta | None = None
+        """The API's clock less this machine's, from the latest response with a usable ``Date``
+        (``server_time`` less the local time the request was sent); None before one."""
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._limiter = rate_limiter or LocalRateLimiter(
@@ -150,13 +153,33 @@ class AthenaClient:
         params: Mapping[str, Any] | None = None,
         *,
         collection: str | None = None,
+        once: bool = False,
     ) -> Reply:
-        """As :meth:`get`, with the API's clock when the answered request was sent."""
+        """As :meth:`get`, with the API's clock when the answered request was sent.
+
+        ``once``: a single attempt (RetriesExhausted on a retriable failure), for a request that
+        must not be sent again blindly: a read of a feed that marks what it serves.
+        """
+        return self.send("GET", practice_id, path, params, collection=collection, once=once)
+
+    def send(
+        self,
+        method: str,
+        practice_id: str,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        collection: str | None = None,
+        once: bool = False,
+    ) -> Reply:
+        """One request (GET, POST, DELETE) below ``/v1/{practice_id}``, retried unless ``once``;
+        a POST sends ``params`` as a form body, as athenahealth takes it."""
         _check_target(practice_id, path)
         query = _query(params)
+        policy = replace(self._policy, max_attempts=1) if once else self._policy
 
         def attempt() -> Reply:
-            reply = self._authorized(practice_id, path, query)
+            reply = self._authorized(method, practice_id, path, query)
             if collection is not None:
                 check_listing(reply.body, collection, path=path, practice_id=practice_id)
             return reply
@@ -177,7 +200,7 @@ class AthenaClient:
 
         return call_with_retries(
             attempt,
-            policy=self._policy,
+            policy=policy,
             sleep=self._sleep,
             rng=self._rng,
             on_retry=on_retry,
@@ -222,17 +245,17 @@ class AthenaClient:
             )
             pager = following
 
-    def _authorized(self, practice_id: str, path: str, query: dict[str, Any]) -> Reply:
+    def _authorized(self, method: str, practice_id: str, path: str, query: dict[str, Any]) -> Reply:
         """Send with the shared token; on a plain 401 swap the token once and resend once."""
         token = self.tokens.current()
         try:
-            return self._send(practice_id, path, query, token)
+            return self._send(method, practice_id, path, query, token)
         except AuthError as error:
             if not _refreshable(error):
                 raise
         self.tokens.invalidate(token)
         try:
-            return self._send(practice_id, path, query, self.tokens.current())
+            return self._send(method, practice_id, path, query, self.tokens.current())
         except AuthError as again:
             if again.status != 401:
                 raise
@@ -247,16 +270,22 @@ class AthenaClient:
                 request_id=again.request_id,
             ) from None
 
-    def _send(self, practice_id: str, path: str, query: dict[str, Any], token: Token) -> Reply:
-        """One HTTP GET: take a budget slot, send, log the response, map it."""
+    def _send(
+        self, method: str, practice_id: str, path: str, query: dict[str, Any], token: Token
+    ) -> Reply:
+        """One HTTP request: take a budget slot, send, log the response, map it."""
         self._limiter.acquire(practice_id)
         request_id = str(uuid.uuid4())
         self.stats.bump("requests")
+        sent_at = datetime.now(UTC)
         started = time.perf_counter()
+        body = method == "POST"
         try:
-            response = self._session.get(
+            response = self._session.request(
+                method,
                 f"{self._base}/v1/{practice_id}{path}",
-                params=query,
+                params=None if body else query,
+                data=query if body else None,
                 auth=BearerAuth(token.access_token),
                 headers={"Accept": "application/json", "X-Request-Id": request_id},
                 timeout=self._timeouts,
@@ -274,7 +303,7 @@ class AthenaClient:
         metrics.request(practice_id, path, response.status_code)
         log.debug(
             "athena.response",
-            method="GET",
+            method=method,
             path=path,
             practice_id=practice_id,
             status=response.status_code,
@@ -284,8 +313,10 @@ class AthenaClient:
         )
         if response.status_code == 429:
             self.stats.bump("throttled")
-        body = decode_response(response, path=path, practice_id=practice_id)
-        return Reply(body, server_time(response.headers, elapsed=timedelta(seconds=elapsed)))
+        clock = server_time(response.headers, elapsed=timedelta(seconds=elapsed))
+        if clock is not None:  # any answer's Date tells the API's clock, an error's too
+            self.clock_offset = clock - sent_at
+        return Reply(decode_response(response, path=path, practice_id=practice_id), clock)
 
 
 _LOCAL_LIMITERS: dict[tuple[str, float, int], LocalRateLimiter] = {}

@@ -13,6 +13,7 @@ from worker.cli.demo import demo
 from worker.cli.doctor import doctor
 from worker.cli.observe import freshness, health, metrics
 from worker.cli.sandbox import sandbox
+from worker.cli.subscriptions import subscriptions
 from worker.cli.sync import runs, sync
 from worker.settings import SettingsError
 
@@ -41,6 +42,7 @@ for command in (
     runs,
     db,
     doctor,
+    subscriptions,
     demo,
     sandbox,
     dead_letters,

@@ -93,6 +93,20 @@ def sandbox() -> None:
     "195900:/appointmenttypes).",
 )
 @click.option(
+    "--unserved-endpoints",
+    default="",
+    help="PRACTICEID:/path entries, comma-separated, that answer 404 Unknown API path (e.g. "
+    "195900:/appointments/booked/multipledepartment).",
+)
+@click.option(
+    "--subscription-activation-seconds",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="Seconds after a changed-data subscription is requested before its feed is readable "
+    "(403 until then; preview takes 10-15 minutes).",
+)
+@click.option(
     "--empty-practices",
     default="",
     help="Practices that exist but hold no data (no departments, providers or appointments).",
@@ -135,6 +149,8 @@ def serve(
     practices: str,
     forbidden_practices: str,
     forbidden_endpoints: str,
+    unserved_endpoints: str,
+    subscription_activation_seconds: float,
     empty_practices: str,
     departments: int,
     providers: int,
@@ -160,6 +176,8 @@ def serve(
             forbidden_practices=_ids(forbidden_practices),
             empty_practices=_ids(empty_practices),
             forbidden_endpoints=_ids(forbidden_endpoints),
+            unserved_endpoints=_ids(unserved_endpoints),
+            subscription_activation_seconds=subscription_activation_seconds,
             departments=departments,
             providers=providers,
             appointment_types=appointment_types,
@@ -215,9 +233,20 @@ def _print(payload: Any) -> None:
 @click.option("--modify", default=0, type=click.IntRange(0))
 @click.option("--delete", default=0, type=click.IntRange(0))
 @click.option("--add", default=0, type=click.IntRange(0))
+@click.option("--checkin", default=0, type=click.IntRange(0), help="Check in past visits.")
+@click.option("--checkout", default=0, type=click.IntRange(0), help="Check out past visits.")
+@click.option("--cancel-past", default=0, type=click.IntRange(0), help="Cancel past visits.")
+@click.option(
+    "--past-days",
+    default=14,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Past visits are at least this many days before the anchor date.",
+)
 @click.option("--seed", type=int, help="Seed of this mutation (default: the next in sequence).")
 def mutate(url: str, practiceid: str | None, seed: int | None, **counts: int) -> None:
-    """Cancel, modify, delete and add appointments; print what changed."""
+    """Cancel, modify, delete and add appointments, check in, check out or cancel past visits;
+    print what changed."""
     body: dict[str, Any] = dict(counts)
     if practiceid:
         body["practiceid"] = practiceid

@@ -40,10 +40,11 @@ def exit_code(results: list[RunResult]) -> int:
 @click.option("--to", "end", callback=_parse_day, help="Last appointment day, YYYY-MM-DD.")
 @click.option(
     "--mode",
-    type=click.Choice(["incremental", "reconcile"]),
+    type=click.Choice(["incremental", "reconcile", "changed"]),
     default="incremental",
     show_default=True,
-    help="Appointments: changes since the watermark, or whole windows.",
+    help="Appointments: changes since the watermark (practices polled with the listing), whole "
+    "windows, or the changed-data feed (practices on it).",
 )
 @click.option("--enqueue", is_flag=True, help="Send to the Celery workers instead of running here.")
 @click.option("--wait", is_flag=True, help="With --enqueue: wait for the results and print them.")

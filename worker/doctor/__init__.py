@@ -128,7 +128,14 @@ def _api_checks(
             days_ahead=settings.sync_days_ahead,
         )
         for pid in chosen:
-            checks += practice_checks(prober, pid, visible=known, window=window)
+            checks += practice_checks(
+                prober,
+                pid,
+                visible=known,
+                window=window,
+                source=settings.sync_appointments_source,
+                auto=settings.athena_auto_subscribe,
+            )
         return checks, visible
     finally:
         session.close()

@@ -11,7 +11,7 @@ from worker.athena.errors import AthenaError
 from worker.athena.stats import ClientStats
 from worker.athena.tokens import MemoryTokenCache
 from worker.doctor.probes import Listing, Outcome, Prober
-from worker.doctor.report import Check, Verdict
+from worker.doctor.report import Check, Status, Verdict
 from worker.doctor.verdicts import (
     NOUNS,
     SUPPORT,
@@ -22,6 +22,7 @@ from worker.doctor.verdicts import (
 )
 from worker.resources import DEPARTMENTS, ReadStrategy, Resource, all_resources
 from worker.settings import Settings
+from worker.sync import subscriptions
 
 PRACTICE_LIST_LIMIT = 5000
 
@@ -160,11 +161,19 @@ def _ping(prober: Prober, pid: str, visible: set[str] | None) -> Check:
 
 
 def practice_checks(
-    prober: Prober, pid: str, *, visible: set[str] | None, window: tuple[date, date]
+    prober: Prober,
+    pid: str,
+    *,
+    visible: set[str] | None,
+    window: tuple[date, date],
+    source: str = "changed",
+    auto: bool = False,
 ) -> list[Check]:
-    """``/ping``, then one small page of every endpoint the sync reads."""
+    """``/ping``, then one small page of every endpoint the sync reads, then each changed-data
+    subscription (how it stands, and what to do)."""
     resources = all_resources()
     paths = [r.path for r in resources.values()]
+    paths += [r.feed.subscription_path for r in resources.values() if r.feed is not None]
     ping = _ping(prober, pid, visible)
     if ping.status == "fail":
         skipped = Verdict("skip", "not probed: /ping failed")
@@ -181,7 +190,24 @@ def practice_checks(
         checks.append(check)
         if resource is DEPARTMENTS:
             department = _department_id(outcome)
+    for resource in resources.values():
+        if resource.feed is not None:
+            checks.append(_subscription(prober, resource.feed.subscription_path, pid, source, auto))
     return checks
+
+
+def _subscription(prober: Prober, path: str, pid: str, source: str, auto: bool) -> Check:
+    """``GET`` the subscription: ACTIVE, partial or none with the next step (none only warns:
+    the sync polls the listing meanwhile); a failure that is not a refusal is the API's."""
+    outcome = prober.get(pid, path, {})
+    error = outcome.error
+    if error is not None and not subscriptions.unusable(error):
+        verdict = api_failure(error, endpoint=path, practice_id=pid)
+        return _row("practice", path, outcome, verdict, pid)
+    found = subscriptions.refusal(error) if error else subscriptions.read_status(outcome.body)
+    said = subscriptions.advice(found, pid, source=source, auto=auto)
+    status: Status = "ok" if said.level == "ok" else "warn"
+    return _row("practice", path, outcome, Verdict(status, said.text, said.next_step), pid)
 
 
 def _department_id(outcome: Outcome) -> str | None:

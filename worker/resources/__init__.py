@@ -7,7 +7,7 @@ A new resource is one module here (its frozen ``Resource`` and pure ``to_row``) 
 from __future__ import annotations
 
 from worker.resources import appointment_types, appointments, departments, providers
-from worker.resources.base import ReadStrategy, Resource
+from worker.resources.base import Feed, ReadStrategy, Resource
 
 # Sync order matters: resources read by department need the departments (their zones) first.
 REGISTRY: dict[str, Resource] = {
@@ -37,6 +37,11 @@ def all_resources() -> dict[str, Resource]:
     return dict(REGISTRY)
 
 
+def feed_resources() -> tuple[str, ...]:
+    """Names of the resources with a changed-data feed, in sync order."""
+    return tuple(n for n, r in REGISTRY.items() if r.feed is not None)
+
+
 def resource_names(read: ReadStrategy | None = None) -> tuple[str, ...]:
     """Names of the registered resources (read the given way), in sync order."""
     return tuple(n for n, r in REGISTRY.items() if read is None or r.read == read)
@@ -45,9 +50,11 @@ def resource_names(read: ReadStrategy | None = None) -> tuple[str, ...]:
 __all__ = [
     "DEPARTMENTS",
     "REGISTRY",
+    "Feed",
     "ReadStrategy",
     "Resource",
     "all_resources",
+    "feed_resources",
     "get_resource",
     "resource_names",
 ]

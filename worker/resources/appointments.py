@@ -1,4 +1,6 @@
-"""Appointments: ``GET /appointments/booked?showcancelled=true`` into ``appointments``.
+"""Appointments: ``GET /appointments/booked?showcancelled=true`` into ``appointments``; also read
+through the changed-data feed ``/appointments/changed`` and, many departments per request,
+``/appointments/booked/multipledepartment``.
 
 ``date`` + ``starttime`` are wall-clock times in the *department's* zone; the caller passes
 ``timezones`` (department id -> IANA name, from the ``departments`` table). An appointment whose
@@ -30,7 +32,7 @@ from worker.parse import (
     parse_id,
     parse_str,
 )
-from worker.resources.base import ReadStrategy, Resource, ensure_object, ensure_storable
+from worker.resources.base import Feed, ReadStrategy, Resource, ensure_object, ensure_storable
 
 IDS = {
     "provider_id": "providerid",
@@ -161,4 +163,11 @@ RESOURCE = Resource(
     params={"showcancelled": "true", "showcopay": "false"},
     guard_column="last_modified_at",
     read=ReadStrategy.BY_DEPARTMENT,
+    # The feed carries booked and cancelled appointments alike (same record shape).
+    feed=Feed(
+        path="/appointments/changed",
+        subscription_path="/appointments/changed/subscription",
+        params={"showcopay": "false"},
+    ),
+    multi_department_path="/appointments/booked/multipledepartment",
 )

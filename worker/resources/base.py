@@ -40,6 +40,32 @@ def _frozen(params: Mapping[str, str]) -> Mapping[str, str]:
 
 
 @dataclass(frozen=True, eq=False)
+class Feed:
+    """A changed-data feed of a resource (ATHENA_API.md §2.8): a third way of reading it.
+
+    A read serves the changes not yet served and marks them processed (it is destructive); the
+    engine reads it in units of mode ``changed``, one per practice, and maps every record with
+    the resource's own ``to_row``. Reading needs a subscription (``subscription_path``).
+    """
+
+    path: str
+    """E.g. ``"/appointments/changed"``."""
+    subscription_path: str
+    """``POST``/``GET``/``DELETE`` the subscription; ``{subscription_path}/events`` lists the
+    events one may subscribe to."""
+    params: Mapping[str, str] = field(default_factory=dict)
+    """Query parameters every read sends."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", _frozen(self.params))
+
+    @property
+    def events_path(self) -> str:
+        """``GET`` the events a subscription can name."""
+        return f"{self.subscription_path}/events"
+
+
+@dataclass(frozen=True, eq=False)
 class Resource:
     """One athenahealth collection and how it maps onto one table."""
 
@@ -65,6 +91,11 @@ class Resource:
     """When set, the listing is also read with these parameters only (e.g. departments without
     ``showalldepartments``, which omits portal-hidden ones) and each record is mapped with
     ``hidden`` = whether that listing left it out."""
+    feed: Feed | None = None
+    """Its changed-data feed, when athenahealth offers one (read in units of mode ``changed``)."""
+    multi_department_path: str | None = None
+    """For a resource read by department: the listing that takes ``departmentid`` repeated, so
+    one request covers many departments (``SYNC_MULTI_DEPARTMENT``)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", _frozen(self.params))

@@ -52,3 +52,56 @@ def set_watermark(
         },
     )
     session.execute(stmt)
+
+
+def set_watermarks(
+    session: Session,
+    practice_id: str,
+    resource: str,
+    marks: dict[str, datetime],
+    *,
+    run_id: int,
+    now: datetime,
+) -> None:
+    """Several scopes' watermarks (scope -> watermark) in one statement, in the caller's
+    transaction; none moves backwards (a read of many departments at once)."""
+    if not marks:
+        return
+    rows = [
+        {
+            "practice_id": practice_id,
+            "resource": resource,
+            "scope": scope,
+            "watermark": mark,
+            "updated_at": now,
+            "last_run_id": run_id,
+        }
+        for scope, mark in marks.items()
+    ]
+    stmt = insert_for(session, SyncState).values(rows)
+    table = SyncState.__table__
+    newer = (table.c.watermark.is_(None)) | (stmt.excluded.watermark > table.c.watermark)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.practice_id, table.c.resource, table.c.scope],
+        set_={
+            "watermark": sa.case((newer, stmt.excluded.watermark), else_=table.c.watermark),
+            "updated_at": stmt.excluded.updated_at,
+            "last_run_id": stmt.excluded.last_run_id,
+        },
+    )
+    session.execute(stmt)
+
+
+def get_watermarks(
+    session: Session, practice_id: str, resource: str, scopes: list[str]
+) -> dict[str, datetime | None]:
+    """The stored watermark of each scope (None where there is none yet)."""
+    rows = session.execute(
+        sa.select(SyncState.scope, SyncState.watermark).where(
+            SyncState.practice_id == practice_id,
+            SyncState.resource == resource,
+            SyncState.scope.in_(scopes),
+        )
+    )
+    found = {scope: mark for scope, mark in rows}
+    return {scope: found.get(scope) for scope in scopes}

@@ -28,6 +28,13 @@ from worker.units import Unit
 
 log = structlog.get_logger()
 
+
+class SourceUnavailable(Exception):
+    """The unit's source cannot be read for this practice now (a changed-data feed without an
+    active subscription): the run is recorded ``skipped`` with this reason, no letter; another
+    source (the listing) covers the practice meanwhile."""
+
+
 ProgressHook = Callable[[Unit, Counts], None]
 # Called inside every write transaction of a unit; raises to refuse the write (lease fencing).
 FenceHook = Callable[[Session, Unit], None]
@@ -92,16 +99,20 @@ def pages(job: Job, params: dict[str, Any]) -> Generator[Page, None, None]:
 
 
 def mapped_pages(
-    job: Job, params: dict[str, Any], mapper: Mapper
+    job: Job, params: dict[str, Any], mapper: Mapper, *, path: str | None = None
 ) -> Iterator[tuple[Page, MappedPage]]:
     """The listing's pages with their mapped rows, both made ahead of the write (see below)."""
-    for _, page, mapped in pages_in_turn(job, [params], mapper):
+    for _, page, mapped in pages_in_turn(job, [params], mapper, path=path):
         assert mapped is not None
         yield page, mapped
 
 
 def pages_in_turn(
-    job: Job, listings: Sequence[dict[str, Any]], mapper: Mapper | None = None
+    job: Job,
+    listings: Sequence[dict[str, Any]],
+    mapper: Mapper | None = None,
+    *,
+    path: str | None = None,
 ) -> Iterator[tuple[int, Page, MappedPage | None]]:
     """Every page of several listings, one listing after another, as (listing index, page,
     the page mapped by ``mapper`` or None).
@@ -110,18 +121,18 @@ def pages_in_turn(
     last page of the one before it is written. The thread also maps each page (mapping is pure:
     no session, no I/O), so that Python work overlaps Postgres running the previous page's
     upsert. ``job.params`` names the listing of the page in hand, or of the request that failed
-    (for its dead letter).
+    (for its dead letter). ``path``: another listing of the resource than its own ``path`` (the
+    multi-department one).
     """
     resource = resource_for(job.unit.resource)
     client, practice_id = job.ctx.client, job.unit.practice_id
+    path = path or resource.path
     fetching = [0]
 
     def read() -> Iterator[tuple[int, Page, MappedPage | None]]:
         for index, params in enumerate(listings):
             fetching[0] = index
-            for page in client.paginate(
-                practice_id, resource.path, params, collection=resource.collection
-            ):
+            for page in client.paginate(practice_id, path, params, collection=resource.collection):
                 yield index, page, (mapper(page.records) if mapper is not None else None)
 
     job.params = listings[0] if listings else {}

@@ -52,3 +52,30 @@ def map_records(
         page.sources.append(record)
         page.good_ids.append(str(row[key]))
     return page
+
+
+def newest_only(page: MappedPage, *, key: str, guard: str | None) -> MappedPage:
+    """One row per id, the newest by ``guard`` (the later one on a tie): a feed may deliver the
+    same record twice in one page, and one upsert statement cannot write a row twice."""
+    chosen: dict[str, int] = {}
+    for index, row in enumerate(page.rows):
+        ident = str(row[key])
+        held = chosen.get(ident)
+        if held is None or _not_older(row, page.rows[held], guard):
+            chosen[ident] = index
+    if len(chosen) == len(page.rows):
+        return page
+    keep = sorted(chosen.values())
+    return MappedPage(
+        rows=[page.rows[i] for i in keep],
+        sources=[page.sources[i] for i in keep],
+        bad=page.bad,
+        seen_ids=page.seen_ids,
+        good_ids=[page.good_ids[i] for i in keep],
+    )
+
+
+def _not_older(row: dict[str, Any], other: dict[str, Any], guard: str | None) -> bool:
+    if guard is None or row.get(guard) is None or other.get(guard) is None:
+        return True
+    return bool(row[guard] >= other[guard])

@@ -20,7 +20,8 @@ from worker.store import departments
 from worker.store.runs import Counts, RunResult, finish_run, start_run
 from worker.sync.job import SyncContext
 from worker.sync.runner import is_practice_fatal, run_unit, skip_unit
-from worker.units import Unit, department_units
+from worker.sync.sources import units_for
+from worker.units import Unit
 from worker.units import default_window as default_window  # re-exported (replay, doctor)
 
 log = structlog.get_logger()
@@ -40,8 +41,8 @@ class SyncRequest:
         unknown = [r for r in self.resources if r not in REGISTRY]
         if unknown:
             raise ValueError(f"unknown resource(s): {', '.join(unknown)}")
-        if self.mode not in ("incremental", "reconcile"):
-            raise ValueError(f"mode must be incremental or reconcile, got {self.mode!r}")
+        if self.mode not in ("incremental", "reconcile", "changed"):
+            raise ValueError(f"mode must be incremental, reconcile or changed, got {self.mode!r}")
 
     def practice_json(self, practice_id: str) -> dict[str, Any]:
         """One practice's share of the request, JSON-safe (a ``sync_practice`` letter keeps it)."""
@@ -106,18 +107,10 @@ def practice_units(ctx: SyncContext, request: SyncRequest, practice_id: str) -> 
             yield Unit(name, practice_id, "full")
     if not per_department:
         return
-    start, end = _window(ctx, request)
+    window = _window(ctx, request)
     department_ids = live_department_ids(ctx, practice_id)
     for name in per_department:
-        yield from department_units(
-            name,
-            practice_id,
-            department_ids,
-            mode=request.mode,
-            start=start,
-            end=end,
-            max_days=ctx.settings.sync_window_days,
-        )
+        yield from units_for(ctx, request.mode, name, practice_id, department_ids, window)
 
 
 def _window(ctx: SyncContext, request: SyncRequest) -> tuple[date, date]:

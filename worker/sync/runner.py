@@ -14,11 +14,16 @@ from worker import metrics
 from worker.athena.errors import AthenaError, AuthError, RetriableError
 from worker.leases import LeaseLost
 from worker.logging import safe_summary
-from worker.resources import get_resource
 from worker.store.letters import RequestFailure, add_request_letter, resolve_unit_letters
 from worker.store.runs import RunResult, finish_run, record_skipped, start_run
-from worker.sync.job import Job, ProgressHook, SyncContext, has_open_record_letters
-from worker.sync.read import READERS
+from worker.sync.job import (
+    Job,
+    ProgressHook,
+    SourceUnavailable,
+    SyncContext,
+    has_open_record_letters,
+)
+from worker.sync.read import reader_for
 from worker.units import Unit
 
 log = structlog.get_logger()
@@ -56,11 +61,11 @@ def run_unit(ctx: SyncContext, unit: Unit) -> RunResult:
     log.info("sync.unit_started", unit=unit.key)
     try:
         job.resolve_letters = has_open_record_letters(ctx, unit)
-        READERS[get_resource(unit.resource).read](job)
+        reader_for(unit)(job)
     except AthenaError as exc:
         job.count_calls()
         return _fail(job, exc)
-    except LeaseLost as exc:
+    except (LeaseLost, SourceUnavailable) as exc:
         job.count_calls()
         with ctx.sessions.begin() as session:
             finish_run(

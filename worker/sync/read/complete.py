@@ -21,8 +21,11 @@ def read_then_mark(
     mapper: Mapper,
     model: Any,
     scope: tuple[Any, ...],
+    *,
+    path: str | None = None,
 ) -> None:
-    """Read every page, then mark deleted what the complete read did not see.
+    """Read every page, then mark deleted what the complete read did not see (``path``: another
+    listing than the resource's own, see ``pages_in_turn``).
 
     The marking is only reached after the last page: a partial read (an error part-way) raises
     out of the loop and never marks anything. Offset paging over data that changes while it is
@@ -36,7 +39,7 @@ def read_then_mark(
     seen: set[str] = set()
     totals: set[int | None] = set()
     read = 0
-    for page, mapped in mapped_pages(job, params, mapper):
+    for page, mapped in mapped_pages(job, params, mapper, path=path):
         seen |= mapped.seen_ids
         totals.add(page.totalcount)
         read += len(page.records)
