@@ -64,6 +64,16 @@ def test_a_practice_level_changed_read_covers_every_department() -> None:
         assert row.last_read_at == ago(2)
 
 
+def test_a_practice_level_booked_read_covers_every_department() -> None:
+    """One multi-department listing (department NULL, not the feed) read every department."""
+    facts = [*departments("1", "2"), *listings(), read("appointments", 90, "1")]
+    facts.append(read("appointments", 3, None))
+    rows = rows_of(facts)
+    for department in ("1", "2"):
+        row = rows[("appointments", department)]
+        assert (row.source, row.state, row.last_read_at) == ("booked", "ok", ago(3)), department
+
+
 def test_a_newer_booked_read_wins_over_an_older_changed_read() -> None:
     facts = [*departments("1", "2"), *listings(), read("appointments", 1, "1")]
     facts.append(read("appointments", 40, None, changed=True))

@@ -188,3 +188,28 @@ def test_settings_refuse_an_error_threshold_below_the_warning() -> None:
 
     with pytest.raises(SettingsError, match="FRESHNESS_ERROR_MINUTES"):
         settings_from_env({"FRESHNESS_WARN_MINUTES": "30", "FRESHNESS_ERROR_MINUTES": "20"})
+
+
+def test_a_feed_run_covers_every_department_in_the_real_query(pg: Harness) -> None:
+    """A succeeded practice-level ``changed`` run (the changed-data feed, department NULL) is
+    read by the one statement as covering every department, source ``changed``."""
+    assert all(r.status == "succeeded" for r in pg.sync())
+    with pg.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE sync_runs SET started_at = now() - interval '3 hours', "
+                "finished_at = now() - interval '3 hours' WHERE resource = 'appointments'"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO sync_runs (resource, practice_id, mode, status, started_at, "
+                "finished_at) VALUES ('appointments', :p, 'changed', 'succeeded', "
+                "now() - interval '1 minute', now())"
+            ),
+            {"p": PRACTICE},
+        )
+    code, rows = _freshness_json(pg)
+    appointments = [r for r in rows if r["resource"] == "appointments"]
+    assert code == 0 and appointments
+    assert {(r["source"], r["state"]) for r in appointments} == {("changed", "ok")}

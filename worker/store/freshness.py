@@ -199,8 +199,10 @@ def assemble(
                     None
                 ]
                 changed = changed_coverage(facts, practice_id, resource)
+            # A practice-level booked read (one multi-department listing) covers every department.
+            whole = index.read(practice_id, resource, None) if departments != [None] else None
             for department_id in departments:
-                read = _newest(index.read(practice_id, resource, department_id), changed)
+                read = _newest(index.read(practice_id, resource, department_id), whole, changed)
                 key = (practice_id, resource, department_id)
                 age = None if read is None else max(0.0, (now - read.at).total_seconds())
                 rows.append(
