@@ -25,11 +25,14 @@ HORIZON = {"SYNC_DAYS_BACK": "20", "SYNC_DAYS_AHEAD": "35"}
 SKEW = timedelta(seconds=60)  # SYNC_CLOCK_SKEW_SECONDS' default
 
 
-@pytest.fixture
-def h(make_sandbox: Callable[..., SandboxServer], fresh_pg_url: str) -> Iterator[Harness]:
+@pytest.fixture(params=["false", "true"], ids=["per department", "multi-department"])
+def h(
+    request: pytest.FixtureRequest, make_sandbox: Callable[..., SandboxServer], fresh_pg_url: str
+) -> Iterator[Harness]:
     server = make_sandbox(anchor_date=datetime.now(UTC).date(), appointments=0)
     upgrade(fresh_pg_url)
-    harness = Harness(server, fresh_pg_url, settings_for(server, fresh_pg_url, **HORIZON))
+    settings = settings_for(server, fresh_pg_url, **HORIZON, SYNC_MULTI_DEPARTMENT=request.param)
+    harness = Harness(server, fresh_pg_url, settings)
     try:
         yield harness
     finally:

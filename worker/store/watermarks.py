@@ -62,9 +62,11 @@ def set_watermarks(
     *,
     run_id: int,
     now: datetime,
+    untrusted_after: datetime | None = None,
 ) -> None:
     """Several scopes' watermarks (scope -> watermark) in one statement, in the caller's
-    transaction; none moves backwards (a read of many departments at once)."""
+    transaction; none moves backwards (a read of many departments at once), except from a stored
+    value later than ``untrusted_after`` (see :func:`set_watermark`)."""
     if not marks:
         return
     rows = [
@@ -81,6 +83,8 @@ def set_watermarks(
     stmt = insert_for(session, SyncState).values(rows)
     table = SyncState.__table__
     newer = (table.c.watermark.is_(None)) | (stmt.excluded.watermark > table.c.watermark)
+    if untrusted_after is not None:
+        newer = newer | (table.c.watermark > untrusted_after)
     stmt = stmt.on_conflict_do_update(
         index_elements=[table.c.practice_id, table.c.resource, table.c.scope],
         set_={

@@ -84,8 +84,8 @@ def _incremental(job: Job, start: date, end: date, context: dict[str, Any]) -> N
     with ctx.sessions() as session:
         stored = watermarks.get_watermark(session, unit.practice_id, unit.resource, scope)
     local = ctx.clock()
-    watermark = _trusted(stored, local + skew, unit)
-    advance = _covers_horizon(job, start, end)
+    watermark = trusted(stored, local + skew, unit)
+    advance = covers_horizon(job, start, end)
     listings = _listings(job, start, end, watermark)
     mapper = partial(map_page, job, context=context)
     newest, began = watermark, local
@@ -95,7 +95,7 @@ def _incremental(job: Job, start: date, end: date, context: dict[str, Any]) -> N
             # The API's clock, but never ahead of ours by more than the hosts' skew: a gateway
             # Date far ahead would otherwise set a watermark past changes not yet read.
             began = min(page.server_time, local + skew)
-        newest = _newest(newest, mapped.rows, resource_for(unit.resource).guard_column)
+        newest = newest_change(newest, mapped.rows, resource_for(unit.resource).guard_column)
         with ctx.sessions.begin() as session:
             counts = write_page(job, session, page, mapped)
             if advance and page.last and index == len(listings) - 1:
@@ -104,7 +104,7 @@ def _incremental(job: Job, start: date, end: date, context: dict[str, Any]) -> N
                     unit.practice_id,
                     unit.resource,
                     scope,
-                    _bounded(newest, began),
+                    bounded(newest, began),
                     run_id=job.run_id,
                     now=ctx.clock(),
                     untrusted_after=local + skew,
@@ -112,7 +112,7 @@ def _incremental(job: Job, start: date, end: date, context: dict[str, Any]) -> N
         job.counts = counts
 
 
-def _trusted(stored: datetime | None, latest: datetime, unit: Unit) -> datetime | None:
+def trusted(stored: datetime | None, latest: datetime, unit: Unit) -> datetime | None:
     """The stored watermark, unless it is later than ``latest`` (our clock plus the skew): one
     in the future (an older version's, or a wrong clock's) would read nothing for ever, so the
     whole window is read instead and the watermark set afresh."""
@@ -134,7 +134,7 @@ def _listings(job: Job, start: date, end: date, watermark: datetime | None) -> l
     return listings
 
 
-def _covers_horizon(job: Job, start: date, end: date) -> bool:
+def covers_horizon(job: Job, start: date, end: date) -> bool:
     """Whether [start, end] covers today's horizon; if not, say on the run that the department's
     watermark was kept (a manual ``--from``/``--to`` run)."""
     settings = job.ctx.settings
@@ -149,7 +149,7 @@ def _covers_horizon(job: Job, start: date, end: date) -> bool:
     return False
 
 
-def _bounded(newest: datetime | None, began: datetime) -> datetime:
+def bounded(newest: datetime | None, began: datetime) -> datetime:
     """The newest ``lastmodified`` read, but never past the moment the read began (that moment
     when nothing was read): two clocks, so an odd value of one cannot push the watermark past
     changes not yet read. Whole seconds, as ``lastmodified``: a change later in the second the
@@ -158,7 +158,7 @@ def _bounded(newest: datetime | None, began: datetime) -> datetime:
     return began if newest is None else min(newest, began)
 
 
-def _newest(
+def newest_change(
     current: datetime | None, rows: list[dict[str, Any]], column: str | None
 ) -> datetime | None:
     """The newest change time (the guard column, ``last_modified_at``) of ``rows`` and

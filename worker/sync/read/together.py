@@ -35,7 +35,7 @@ from worker.store import watermarks
 from worker.store.departments import department_zones, live_department_ids
 from worker.store.sources import Source, record_multi_department, source_state
 from worker.sync.job import Job, map_page, pages_in_turn, write_page
-from worker.sync.read.by_department import _bounded, _covers_horizon, _newest
+from worker.sync.read.by_department import bounded, covers_horizon, newest_change, trusted
 from worker.sync.read.complete import read_then_mark
 from worker.sync.subscriptions import unusable
 from worker.units import split_windows
@@ -144,22 +144,25 @@ def _incremental(job: Job, groups: Groups, path: str, context: dict[str, Any]) -
     assert unit.window_start is not None and unit.window_end is not None
     resource = resource_for(unit.resource)
     departments = [d for group in groups for d in group]
+    skew = timedelta(seconds=ctx.settings.sync_clock_skew_seconds)
     with ctx.sessions() as session:
-        marks = watermarks.get_watermarks(session, unit.practice_id, resource.name, departments)
-    advance = _covers_horizon(job, unit.window_start, unit.window_end)
+        stored = watermarks.get_watermarks(session, unit.practice_id, resource.name, departments)
+    local = ctx.clock()
+    marks = {d: trusted(m, local + skew, unit) for d, m in stored.items()}
+    advance = covers_horizon(job, unit.window_start, unit.window_end)
     listings = _listings(job, resource, groups, marks)
     mapper = partial(map_page, job, context=context)
     newest: datetime | None = None
-    began = ctx.clock()
+    began = local
     for index, page, mapped in pages_in_turn(job, listings, mapper, path=path):
         assert mapped is not None
         if index == 0 and page.number == 1 and page.server_time is not None:
-            began = page.server_time
-        newest = _newest(newest, mapped.rows, resource.guard_column)
+            began = min(page.server_time, local + skew)  # as by_department: never far ahead
+        newest = newest_change(newest, mapped.rows, resource.guard_column)
         with ctx.sessions.begin() as session:
             counts = write_page(job, session, page, mapped)
             if advance and page.last and index == len(listings) - 1:
-                moved = {d: _bounded(_later(marks[d], newest), began) for d in departments}
+                moved = {d: bounded(_later(marks[d], newest), began) for d in departments}
                 watermarks.set_watermarks(
                     session,
                     unit.practice_id,
@@ -167,6 +170,7 @@ def _incremental(job: Job, groups: Groups, path: str, context: dict[str, Any]) -
                     moved,
                     run_id=job.run_id,
                     now=ctx.clock(),
+                    untrusted_after=local + skew,
                 )
         job.counts = counts
 
