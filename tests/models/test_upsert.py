@@ -46,11 +46,15 @@ def appointment(aid: str, *, status: str = "f", modified: datetime | None = T0) 
 def write_counter(session: Session) -> int:
     """Rows inserted or updated so far on this connection, as counted by the database itself.
 
-    Postgres: this backend's not-yet-flushed table statistics; SQLite: ``total_changes()``.
-    Compare two readings taken in the same session.
+    Postgres: this backend's not-yet-flushed table statistics, the session's own temporary
+    tables left out (the page is staged there: no WAL, gone at commit); SQLite:
+    ``total_changes()``. Compare two readings taken in the same session.
     """
     if session.get_bind().dialect.name == "postgresql":
-        query = "SELECT coalesce(sum(n_tup_ins + n_tup_upd), 0) FROM pg_stat_xact_user_tables"
+        query = (
+            "SELECT coalesce(sum(n_tup_ins + n_tup_upd), 0) FROM pg_stat_xact_user_tables"
+            " WHERE schemaname NOT LIKE 'pg\\_temp%'"
+        )
         return int(session.execute(sa.text(query)).scalar_one())
     return int(session.execute(sa.text("SELECT total_changes()")).scalar_one())
 
