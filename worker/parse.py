@@ -22,7 +22,7 @@ from typing import Any, Literal, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from worker.jsonsafe import LONE_SURROGATE, is_non_finite, non_finite_name
-from worker.wallclock import repeated, repeated_hour, wall_to_utc
+from worker.wallclock import hour_offset, repeated, repeated_hour, wall_to_utc
 
 EASTERN = "US/Eastern"
 SENTINEL_DATE = "01/01/0001"
@@ -300,6 +300,10 @@ def parse_athena_datetime(
     value: Any, field: str, *, zone: str = EASTERN, required: bool = False
 ) -> datetime | None:
     """``MM/DD/YYYY HH:MM[:SS]`` in ``zone`` (US/Eastern for audit times) to aware UTC."""
+    if type(value) is str and len(value) == 19 and zone is EASTERN:
+        found = _eastern_fast(value)
+        if found is not None:
+            return found
     text = value.strip() if isinstance(value, str) else None
     if not text:
         if value is None or text == "":
@@ -320,6 +324,43 @@ def parse_athena_datetime(
     if not isinstance(zone, str) or not zone.strip():
         raise BadRecord("time zone is missing", "timezonename")
     return wall_to_utc(day, hour, minute, second, 0, zone_info(zone.strip()))
+
+
+def _eastern_fast(text: str) -> datetime | None:
+    """The common ``MM/DD/YYYY HH:MM:SS`` in US/Eastern (five per appointment), or None to take
+    the careful path above, which also says what is wrong. The hour is looked up once (cached);
+    Eastern's offsets are whole hours, so minutes and seconds are the same in UTC."""
+    hour = _eastern_hour(text[:13])
+    minute, second = text[14:16], text[17:19]
+    if (
+        hour is None
+        or text[13] != ":"
+        or text[16] != ":"
+        or not (minute.isdigit() and second.isdigit() and (minute + second).isascii())
+    ):
+        return None
+    minutes, seconds = int(minute), int(second)
+    if minutes > 59 or seconds > 59:
+        return None
+    return datetime(*hour, minutes, seconds, tzinfo=UTC)
+
+
+@lru_cache(maxsize=8192)
+def _eastern_hour(prefix: str) -> tuple[int, int, int, int] | None:
+    """(year, month, day, hour) in UTC of a ``MM/DD/YYYY HH`` Eastern wall hour, or None when
+    it needs the careful path (not that shape, the "none" date, a year out of range, a clock
+    change inside the hour)."""
+    hour = prefix[11:]
+    if prefix[10] != " " or not (hour.isdigit() and hour.isascii()) or int(hour) > 23:
+        return None
+    day = _calendar_day(prefix[:10]) if _DATE.fullmatch(prefix[:10]) else None
+    if not isinstance(day, date):
+        return None
+    offset = hour_offset(day, int(hour), zone_info(EASTERN))
+    if offset is None or offset % timedelta(hours=1):
+        return None
+    start = datetime(day.year, day.month, day.day, int(hour), tzinfo=UTC) - offset
+    return start.year, start.month, start.day, start.hour
 
 
 def to_eastern_param(moment: datetime) -> str:
@@ -364,8 +405,26 @@ def ambiguous_eastern(moment: datetime | None) -> bool:
     hour that repeats when daylight time ends; such wall times are read as the first)."""
     if moment is None:
         return False
-    eastern = zone_info(EASTERN)
-    if moment.tzinfo is UTC and moment.year >= 1900:
-        # Eastern's offsets are whole hours since 1883: one answer holds for a whole UTC hour.
-        return repeated_hour(moment.replace(minute=0, second=0, microsecond=0), eastern)
-    return repeated(moment, eastern)
+    if moment.tzinfo is UTC and 1900 <= moment.year < 9999:
+        # Checked for every appointment written: two comparisons against the year's spans.
+        return any(start <= moment < end for start, end in _repeated_spans(moment.year))
+    return repeated(moment, zone_info(EASTERN))
+
+
+@lru_cache(maxsize=256)
+def _repeated_spans(year: int) -> tuple[tuple[datetime, datetime], ...]:
+    """The UTC spans of ``year`` whose Eastern wall times repeat (fall-back hours). Eastern's
+    offsets are whole hours since 1883, so each UTC hour is wholly in or out; an hour can only
+    repeat where the offset drops, so only the days it drops are looked at hour by hour."""
+    eastern, day = zone_info(EASTERN), timedelta(days=1)
+    spans: list[tuple[datetime, datetime]] = []
+    start = datetime(year, 1, 1, tzinfo=UTC)
+    while start.year == year:
+        follow = start + day
+        if follow.astimezone(eastern).utcoffset() != start.astimezone(eastern).utcoffset():
+            for hour in range(24):
+                begin = start + timedelta(hours=hour)
+                if repeated_hour(begin, eastern):
+                    spans.append((begin, begin + timedelta(hours=1)))
+        start = follow
+    return tuple(spans)

@@ -65,12 +65,20 @@ class Shape:
 
     create: str
     copy: str
+    """COPY of the plain columns, then the jsonb ones (sent as JSON bytes, see ``_encode``)."""
     types: tuple[str, ...]
-    row: itemgetter[Any]
-    jsonb: tuple[int, ...]
-    """Positions of jsonb columns: their values are sent as orjson bytes."""
+    plain: Any
+    """``itemgetter`` of the plain columns (a tuple: a key has two columns at least)."""
+    jsonb: tuple[str, ...]
     zoned: tuple[str, ...]
     upsert: str
+
+    def values(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
+        """One row as the COPY sends it."""
+        values: tuple[Any, ...] = self.plain(row)
+        if self.jsonb:
+            values += tuple(_encode(row[name]) for name in self.jsonb)
+        return values
 
 
 def hash_sql(columns: Sequence[str], alias: str | None = None) -> str:
@@ -100,7 +108,9 @@ def shape(
     table: sa.Table, names: tuple[str, ...], pk: tuple[str, ...], guard: str | None, ceiling: bool
 ) -> Shape:
     """Staging table, COPY and upsert for rows of ``table`` carrying ``names``."""
-    columns = [table.c[name] for name in names]
+    types = {name: _copy_type(table.c[name]) for name in names}
+    jsonb = tuple(name for name in names if types[name] == "jsonb")
+    plain = tuple(name for name in names if name not in jsonb)
     data = [name for name in names if name not in pk]
     stage = f"athena_stage_{table.name}_{zlib.crc32(' '.join(names).encode()):08x}"
     listed = ", ".join(names)
@@ -122,11 +132,11 @@ def shape(
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS"
             f" AS SELECT {listed} FROM {table.name} WITH NO DATA"
         ),
-        copy=f"COPY {stage} ({listed}) FROM STDIN (FORMAT BINARY)",
-        types=tuple(_copy_type(column) for column in columns),
-        row=itemgetter(*names),
-        jsonb=tuple(i for i, c in enumerate(columns) if _copy_type(c) == "jsonb"),
-        zoned=tuple(c.name for c in columns if isinstance(c.type, UTCDateTime)),
+        copy=f"COPY {stage} ({', '.join(plain + jsonb)}) FROM STDIN (FORMAT BINARY)",
+        types=tuple(types[name] for name in plain + jsonb),
+        plain=itemgetter(*plain),
+        jsonb=jsonb,
+        zoned=tuple(n for n in names if isinstance(table.c[n].type, UTCDateTime)),
         upsert=upsert,
     )
 
@@ -171,12 +181,7 @@ def copy_upsert(
             with cursor.copy(shape.copy) as copy:
                 copy.set_types(list(shape.types))
                 for row in rows:
-                    values = shape.row(row)
-                    if shape.jsonb:
-                        values = list(values)
-                        for i in shape.jsonb:
-                            values[i] = _encode(values[i])
-                    copy.write_row(values)
+                    copy.write_row(shape.values(row))
             cursor.execute(shape.upsert, params, prepare=True)
             inserted, written = cursor.fetchone() or (0, 0)
     except psycopg.Error as exc:
