@@ -328,28 +328,26 @@ def parse_athena_datetime(
 
 def _eastern_fast(text: str) -> datetime | None:
     """The common ``MM/DD/YYYY HH:MM:SS`` in US/Eastern (five per appointment), or None to take
-    the careful path above, which also says what is wrong. The hour is looked up once (cached);
-    Eastern's offsets are whole hours, so minutes and seconds are the same in UTC."""
-    hour = _eastern_hour(text[:13])
-    minute, second = text[14:16], text[17:19]
-    if (
-        hour is None
-        or text[13] != ":"
-        or text[16] != ":"
-        or not (minute.isdigit() and second.isdigit() and (minute + second).isascii())
-    ):
+    the careful path above, which also says what is wrong. The hour's instant is looked up once
+    (cached); Eastern's offsets are whole hours, so minutes and seconds are added as they are."""
+    start = _eastern_hour(text[:13])
+    past = _MINUTES_SECONDS.get(text[13:])
+    if start is None or past is None:
         return None
-    minutes, seconds = int(minute), int(second)
-    if minutes > 59 or seconds > 59:
-        return None
-    return datetime(*hour, minutes, seconds, tzinfo=UTC)
+    return start + past
+
+
+# ":MM:SS" -> its timedelta, for every valid one: looking a value up also checks it.
+_MINUTES_SECONDS = {
+    f":{m:02d}:{s:02d}": timedelta(minutes=m, seconds=s) for m in range(60) for s in range(60)
+}
 
 
 @lru_cache(maxsize=8192)
-def _eastern_hour(prefix: str) -> tuple[int, int, int, int] | None:
-    """(year, month, day, hour) in UTC of a ``MM/DD/YYYY HH`` Eastern wall hour, or None when
-    it needs the careful path (not that shape, the "none" date, a year out of range, a clock
-    change inside the hour)."""
+def _eastern_hour(prefix: str) -> datetime | None:
+    """The instant (UTC) a ``MM/DD/YYYY HH`` Eastern wall hour starts, or None when it needs
+    the careful path (not that shape, the "none" date, a year out of range, a clock change
+    inside the hour)."""
     hour = prefix[11:]
     if prefix[10] != " " or not (hour.isdigit() and hour.isascii()) or int(hour) > 23:
         return None
@@ -359,8 +357,7 @@ def _eastern_hour(prefix: str) -> tuple[int, int, int, int] | None:
     offset = hour_offset(day, int(hour), zone_info(EASTERN))
     if offset is None or offset % timedelta(hours=1):
         return None
-    start = datetime(day.year, day.month, day.day, int(hour), tzinfo=UTC) - offset
-    return start.year, start.month, start.day, start.hour
+    return datetime(day.year, day.month, day.day, int(hour), tzinfo=UTC) - offset
 
 
 def to_eastern_param(moment: datetime) -> str:

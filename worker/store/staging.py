@@ -76,9 +76,9 @@ class Shape:
     def values(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
         """One row as the COPY sends it."""
         values: tuple[Any, ...] = self.plain(row)
-        if self.jsonb:
-            values += tuple(_encode(row[name]) for name in self.jsonb)
-        return values
+        if len(self.jsonb) == 1:  # raw alone: every appointment
+            return (*values, _encode(row[self.jsonb[0]]))
+        return (*values, *(_encode(row[name]) for name in self.jsonb))
 
 
 def hash_sql(columns: Sequence[str], alias: str | None = None) -> str:
