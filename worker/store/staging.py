@@ -14,14 +14,15 @@ department's zone behind ``start_at``, the ``hidden`` flag of a department). Mig
 backfills existing rows with the same expression; a row whose hash is NULL or stale (written by
 an older version) differs once, is rewritten, and is then left alone.
 
-The staged rows are consumed by the statement that moves them (``DELETE … RETURNING``), so
-several upserts in one transaction (the row-by-row fallback, a row of the repeated hour) never
-see each other's rows; a refused COPY rolls back with its savepoint.
+The staged rows stay until the commit empties the table (cheaper than deleting them with the
+statement that moves them); a second upsert in the same transaction (the row-by-row fallback, a
+row of the repeated hour) deletes them first. A refused COPY rolls back with its savepoint.
 """
 
 from __future__ import annotations
 
 import json
+import weakref
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -64,6 +65,7 @@ class Shape:
     """The SQL for one page shape (table, columns, guard), built once."""
 
     create: str
+    clear: str
     copy: str
     """COPY of the plain columns, then the jsonb ones (sent as JSON bytes, see ``_encode``)."""
     types: tuple[str, ...]
@@ -116,10 +118,10 @@ def shape(
     listed = ", ".join(names)
     updates = ", ".join(f"{n} = EXCLUDED.{n}" for n in (*data, "row_hash", "last_seen_at"))
     upsert = (
-        f"WITH src AS (DELETE FROM {stage} RETURNING *), written AS ("
+        f"WITH written AS ("
         f"INSERT INTO {table.name} ({listed}, row_hash, first_seen_at, last_seen_at, deleted_at,"
         f" last_sync_run_id) SELECT {listed}, {hash_sql(data, 'src')}, %(now)s, %(now)s, NULL,"
-        f" %(run_id)s FROM src ON CONFLICT ({', '.join(pk)}) DO UPDATE SET {updates},"
+        f" %(run_id)s FROM {stage} AS src ON CONFLICT ({', '.join(pk)}) DO UPDATE SET {updates},"
         " last_sync_run_id = EXCLUDED.last_sync_run_id, deleted_at = NULL"
         f" WHERE ({table.name}.row_hash IS DISTINCT FROM EXCLUDED.row_hash"
         f" OR {table.name}.deleted_at IS NOT NULL){_guard_sql(table.name, guard, ceiling)}"
@@ -132,6 +134,7 @@ def shape(
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS"
             f" AS SELECT {listed} FROM {table.name} WITH NO DATA"
         ),
+        clear=f"DELETE FROM {stage}",
         copy=f"COPY {stage} ({', '.join(plain + jsonb)}) FROM STDIN (FORMAT BINARY)",
         types=tuple(types[name] for name in plain + jsonb),
         plain=itemgetter(*plain),
@@ -160,6 +163,17 @@ def _check_zoned(shape: Shape, rows: Sequence[Mapping[str, Any]]) -> None:
                 raise ValueError("naive datetime given to a timestamptz column; pass an aware one")
 
 
+def _staged_before(session: Session, shape: Shape) -> bool:
+    """Whether this transaction staged rows of this shape already (a second upsert in one
+    transaction: the row-by-row fallback, a row of the repeated hour): they are still there
+    until the commit empties the table, and must go first."""
+    current = session.get_transaction()
+    marks: dict[str, weakref.ref[Any]] = session.info.setdefault("athena_staged", {})
+    before = marks.get(shape.copy)
+    marks[shape.copy] = weakref.ref(current)
+    return before is not None and before() is current
+
+
 def copy_upsert(
     session: Session,
     shape: Shape,
@@ -174,17 +188,20 @@ def copy_upsert(
     dbapi = session.connection().connection.dbapi_connection
     assert isinstance(dbapi, psycopg.Connection)
     params = {"now": now, "run_id": run_id, "ceiling": ceiling}
+    statement = shape.create
     try:
         with dbapi.cursor() as cursor:
-            cursor.execute(shape.create)
+            cursor.execute(statement)
+            if _staged_before(session, shape):
+                cursor.execute(statement := shape.clear)
             cursor.adapters.register_dumper(None, _EncodedJsonb)
-            with cursor.copy(shape.copy) as copy:
+            with cursor.copy(statement := shape.copy) as copy:
                 copy.set_types(list(shape.types))
                 for row in rows:
                     copy.write_row(shape.values(row))
-            cursor.execute(shape.upsert, params, prepare=True)
+            cursor.execute(statement := shape.upsert, params, prepare=True)
             inserted, written = cursor.fetchone() or (0, 0)
     except psycopg.Error as exc:
         # As SQLAlchemy would raise it, so callers tell refused values (DataError) apart.
-        raise sa.exc.DBAPIError.instance(shape.copy, None, exc, psycopg.Error) from exc
+        raise sa.exc.DBAPIError.instance(statement, None, exc, psycopg.Error) from exc
     return int(inserted), int(written)
