@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_right
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any, Literal, overload
@@ -403,25 +404,31 @@ def ambiguous_eastern(moment: datetime | None) -> bool:
     if moment is None:
         return False
     if moment.tzinfo is UTC and 1900 <= moment.year < 9999:
-        # Checked for every appointment written: two comparisons against the year's spans.
-        return any(start <= moment < end for start, end in _repeated_spans(moment.year))
+        # Checked for every appointment written: a bisection of the year's span boundaries
+        # (start, end, start, end …): odd means inside one.
+        return bisect_right(_repeated_spans(moment.year), moment) % 2 == 1
     return repeated(moment, zone_info(EASTERN))
 
 
 @lru_cache(maxsize=256)
-def _repeated_spans(year: int) -> tuple[tuple[datetime, datetime], ...]:
-    """The UTC spans of ``year`` whose Eastern wall times repeat (fall-back hours). Eastern's
-    offsets are whole hours since 1883, so each UTC hour is wholly in or out; an hour can only
-    repeat where the offset drops, so only the days it drops are looked at hour by hour."""
+def _repeated_spans(year: int) -> tuple[datetime, ...]:
+    """Where ``year``'s Eastern wall times repeat (fall-back hours), as UTC boundaries: start,
+    end, start, end … Eastern's offsets are whole hours since 1883, so each UTC hour is wholly
+    in or out; an hour can only repeat where the offset drops, so only the days it changes are
+    looked at hour by hour."""
     eastern, day = zone_info(EASTERN), timedelta(days=1)
-    spans: list[tuple[datetime, datetime]] = []
+    bounds: list[datetime] = []
     start = datetime(year, 1, 1, tzinfo=UTC)
     while start.year == year:
         follow = start + day
         if follow.astimezone(eastern).utcoffset() != start.astimezone(eastern).utcoffset():
             for hour in range(24):
                 begin = start + timedelta(hours=hour)
-                if repeated_hour(begin, eastern):
-                    spans.append((begin, begin + timedelta(hours=1)))
+                if not repeated_hour(begin, eastern):
+                    continue
+                if bounds and bounds[-1] == begin:
+                    bounds[-1] = begin + timedelta(hours=1)  # the span goes on
+                else:
+                    bounds += [begin, begin + timedelta(hours=1)]
         start = follow
-    return tuple(spans)
+    return tuple(bounds)

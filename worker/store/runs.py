@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -34,7 +34,7 @@ class Counts:
 
     def as_dict(self) -> dict[str, int]:
         """The counters, as columns of ``sync_runs``."""
-        return asdict(self)
+        return {name: getattr(self, name) for name in _FIELDS}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Counts:
@@ -71,7 +71,17 @@ class RunResult:
         }
 
 
-COUNTERS = tuple(name for name in Counts.__dataclass_fields__ if name != "deletions_deferred")
+_FIELDS = tuple(Counts.__dataclass_fields__)
+COUNTERS = tuple(name for name in _FIELDS if name != "deletions_deferred")
+_RUNS = SyncRun.__table__
+assert isinstance(_RUNS, sa.Table)
+# Once per page: Core, not an ORM update (which would look for the run among the session's
+# objects to keep them in step), and the same statement every time.
+_PROGRESS = (
+    sa.update(_RUNS)
+    .where(_RUNS.c.id == sa.bindparam("run_id"))
+    .values({name: sa.bindparam(name) for name in _FIELDS})
+)
 
 
 def start_run(
@@ -97,7 +107,7 @@ def start_run(
 
 def save_progress(session: Session, run_id: int, counts: Counts) -> None:
     """Write the counters; called in the same transaction as the page they cover."""
-    session.execute(sa.update(SyncRun).where(SyncRun.id == run_id).values(**counts.as_dict()))
+    session.execute(_PROGRESS, {"run_id": run_id, **counts.as_dict()})
 
 
 def finish_run(

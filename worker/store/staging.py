@@ -77,10 +77,23 @@ class Shape:
 
     def values(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
         """One row as the COPY sends it."""
-        values: tuple[Any, ...] = self.plain(row)
-        if len(self.jsonb) == 1:  # raw alone: every appointment
-            return (*values, _encode(row[self.jsonb[0]]))
-        return (*values, *(_encode(row[name]) for name in self.jsonb))
+        return (*self.plain(row), *(_encode(row[name]) for name in self.jsonb))
+
+    def write(self, copy: psycopg.Copy, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Every row into the COPY; for ``raw`` alone (every appointment) without a call per
+        row but orjson's."""
+        if len(self.jsonb) != 1:
+            for row in rows:
+                copy.write_row(self.values(row))
+            return
+        plain, name, write, dumps = self.plain, self.jsonb[0], copy.write_row, orjson.dumps
+        for row in rows:
+            raw = row[name]
+            try:
+                encoded = None if raw is None else dumps(raw)
+            except TypeError:  # what orjson refuses: the careful way
+                encoded = _encode(raw)
+            write((*plain(row), encoded))
 
 
 def hash_sql(columns: Sequence[str], alias: str | None = None) -> str:
@@ -197,8 +210,7 @@ def copy_upsert(
             cursor.adapters.register_dumper(None, _EncodedJsonb)
             with cursor.copy(statement := shape.copy) as copy:
                 copy.set_types(list(shape.types))
-                for row in rows:
-                    copy.write_row(shape.values(row))
+                shape.write(copy, rows)
             cursor.execute(statement := shape.upsert, params, prepare=True)
             inserted, written = cursor.fetchone() or (0, 0)
     except psycopg.Error as exc:

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from operator import itemgetter
+from operator import itemgetter, methodcaller
 from typing import Any
 
 import sqlalchemy as sa
@@ -68,12 +68,15 @@ def _dedupe(rows: Iterable[Mapping[str, Any]], pk: Sequence[str]) -> list[Mappin
     return list({key(row): row for row in rows}.values())
 
 
+_keys = methodcaller("keys")
+
+
 def _data_columns(
     table: sa.Table, rows: Sequence[Mapping[str, Any]], pk: Sequence[str]
 ) -> list[str]:
     """The mapped (non-key, non-bookkeeping) columns; every row must carry the same ones."""
     names = rows[0].keys()
-    if any(row.keys() != names for row in rows):
+    if not all(map(names.__eq__, map(_keys, rows))):
         raise ValueError("rows in one page must have the same columns")
     unknown = names - set(table.c.keys())
     if unknown:
