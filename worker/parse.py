@@ -410,6 +410,19 @@ def ambiguous_eastern(moment: datetime | None) -> bool:
     return repeated(moment, zone_info(EASTERN))
 
 
+def ambiguous_eastern_between(first: datetime, last: datetime) -> bool:
+    """Whether any instant from ``first`` to ``last`` may be ambiguous (see above): a page whose
+    guard times all lie outside the repeated hours needs no look at each of them."""
+    if not (first.tzinfo is UTC and last.tzinfo is UTC and 1900 <= first.year <= last.year < 9999):
+        return True  # the careful answer: look at each
+    for year in range(first.year, last.year + 1):
+        bounds = _repeated_spans(year)
+        for start, end in zip(bounds[::2], bounds[1::2], strict=True):
+            if start <= last and first < end:
+                return True
+    return False
+
+
 @lru_cache(maxsize=256)
 def _repeated_spans(year: int) -> tuple[datetime, ...]:
     """Where ``year``'s Eastern wall times repeat (fall-back hours), as UTC boundaries: start,
