@@ -41,7 +41,7 @@ def find_unstorable(value: Any, path: str = "") -> tuple[str, str] | None:
     if isinstance(value, dict):
         for key, item in value.items():
             kind = type(item)
-            if kind is int or kind is bool or item is None or (kind is str and item.isascii()):
+            if (kind is str and item.isascii()) or kind is int or kind is bool or item is None:
                 continue
             found = find_unstorable(item, f"{path}.{key}" if path else str(key))
             if found is not None:
