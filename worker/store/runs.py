@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -73,10 +73,10 @@ class RunResult:
 
 _FIELDS = tuple(Counts.__dataclass_fields__)
 COUNTERS = tuple(name for name in _FIELDS if name != "deletions_deferred")
-_RUNS = SyncRun.__table__
-assert isinstance(_RUNS, sa.Table)
+_RUNS = cast(sa.Table, SyncRun.__table__)
 # Once per page: Core, not an ORM update (which would look for the run among the session's
 # objects to keep them in step), and the same statement every time.
+_START = sa.insert(_RUNS).returning(_RUNS.c.id)
 _PROGRESS = (
     sa.update(_RUNS)
     .where(_RUNS.c.id == sa.bindparam("run_id"))
@@ -88,21 +88,20 @@ def start_run(
     session: Session, unit: Unit, *, run_group: str, task_id: str | None, now: datetime
 ) -> int:
     """Insert a ``running`` row for the unit and return its id."""
-    run = SyncRun(
-        run_group=run_group,
-        resource=unit.resource,
-        practice_id=unit.practice_id,
-        department_id=unit.department_id,
-        window_start=unit.window_start,
-        window_end=unit.window_end,
-        mode=unit.mode,
-        status="running",
-        started_at=now,
-        task_id=task_id,
-    )
-    session.add(run)
-    session.flush()
-    return int(run.id)
+    values = {
+        "run_group": run_group,
+        "resource": unit.resource,
+        "practice_id": unit.practice_id,
+        "department_id": unit.department_id,
+        "window_start": unit.window_start,
+        "window_end": unit.window_end,
+        "mode": unit.mode,
+        "status": "running",
+        "started_at": now,
+        "task_id": task_id,
+    }
+    # Core, not the ORM's unit of work: one INSERT … RETURNING per unit.
+    return int(session.execute(_START, values).scalar_one())
 
 
 def save_progress(session: Session, run_id: int, counts: Counts) -> None:
@@ -121,8 +120,8 @@ def finish_run(
 ) -> None:
     """Close the run with its final status, counters and error summary."""
     session.execute(
-        sa.update(SyncRun)
-        .where(SyncRun.id == run_id)
+        sa.update(_RUNS)
+        .where(_RUNS.c.id == run_id)
         .values(status=status, finished_at=now, error_summary=error, **counts.as_dict())
     )
 
