@@ -127,7 +127,10 @@ def shape(
     jsonb = tuple(name for name in names if types[name] == "jsonb")
     plain = tuple(name for name in names if name not in jsonb)
     data = [name for name in names if name not in pk]
-    stage = f"athena_stage_{table.name}_{zlib.crc32(' '.join(names).encode()):08x}"
+    # Named by its columns and their types: a connection that outlived a migration never
+    # COPYs into a staging table of the old shape.
+    signature = " ".join(f"{name}:{types[name]}" for name in names)
+    stage = f"athena_stage_{table.name}_{zlib.crc32(signature.encode()):08x}"
     listed = ", ".join(names)
     updates = ", ".join(f"{n} = EXCLUDED.{n}" for n in (*data, "row_hash", "last_seen_at"))
     upsert = (
