@@ -4,6 +4,7 @@ Redis and the unit leases (a CLI invocation, a Celery pool process, a benchmark)
 from __future__ import annotations
 
 import gc
+import threading
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -78,12 +79,19 @@ GC_YOUNG_THRESHOLD = 20_000
 
 
 def _tune_collector() -> None:
-    """What exists when the runtime opens (modules, metadata, settings) lives as long as the
-    process: frozen out of the collector's full scans, which otherwise walk it again and again
-    (~0.1 CPU-s per 100k records synced); and young objects collected less often (see above)."""
+    """Once per process: what exists when its first runtime opens (modules, metadata, settings)
+    lives as long as the process, so it is frozen out of the collector's full scans, which
+    otherwise walk it again and again (~0.1 CPU-s per 100k records synced); and young objects
+    are collected less often (see above)."""
+    if _TUNED.is_set():
+        return
+    _TUNED.set()
     gc.freeze()
-    _, middle, old = gc.get_threshold()
-    gc.set_threshold(max(gc.get_threshold()[0], GC_YOUNG_THRESHOLD), middle, old)
+    young, middle, old = gc.get_threshold()
+    gc.set_threshold(max(young, GC_YOUNG_THRESHOLD), middle, old)
+
+
+_TUNED = threading.Event()
 
 
 def open_runtime(
