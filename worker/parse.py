@@ -16,14 +16,20 @@ from __future__ import annotations
 
 import math
 import re
-from bisect import bisect_right
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any, Literal, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from worker.jsonsafe import LONE_SURROGATE, is_non_finite, non_finite_name
-from worker.wallclock import hour_offset, repeated, repeated_hour, wall_to_utc
+from worker.wallclock import (
+    hour_offset,
+    in_spans,
+    repeated,
+    repeated_hours,
+    spans_meet,
+    wall_to_utc,
+)
 
 EASTERN = "US/Eastern"
 SENTINEL_DATE = "01/01/0001"
@@ -404,9 +410,9 @@ def ambiguous_eastern(moment: datetime | None) -> bool:
     if moment is None:
         return False
     if moment.tzinfo is UTC and 1900 <= moment.year < 9999:
-        # Checked for every appointment written: a bisection of the year's span boundaries
-        # (start, end, start, end …): odd means inside one.
-        return bisect_right(_repeated_spans(moment.year), moment) % 2 == 1
+        # Eastern's offsets are whole hours since 1883: the year's repeated UTC hours, looked
+        # up (this runs for every appointment written).
+        return in_spans(repeated_hours(moment.year, zone_info(EASTERN)), moment)
     return repeated(moment, zone_info(EASTERN))
 
 
@@ -415,33 +421,7 @@ def ambiguous_eastern_between(first: datetime, last: datetime) -> bool:
     guard times all lie outside the repeated hours needs no look at each of them."""
     if not (first.tzinfo is UTC and last.tzinfo is UTC and 1900 <= first.year <= last.year < 9999):
         return True  # the careful answer: look at each
-    for year in range(first.year, last.year + 1):
-        bounds = _repeated_spans(year)
-        for start, end in zip(bounds[::2], bounds[1::2], strict=True):
-            if start <= last and first < end:
-                return True
-    return False
-
-
-@lru_cache(maxsize=256)
-def _repeated_spans(year: int) -> tuple[datetime, ...]:
-    """Where ``year``'s Eastern wall times repeat (fall-back hours), as UTC boundaries: start,
-    end, start, end … Eastern's offsets are whole hours since 1883, so each UTC hour is wholly
-    in or out; an hour can only repeat where the offset drops, so only the days it changes are
-    looked at hour by hour."""
-    eastern, day = zone_info(EASTERN), timedelta(days=1)
-    bounds: list[datetime] = []
-    start = datetime(year, 1, 1, tzinfo=UTC)
-    while start.year == year:
-        follow = start + day
-        if follow.astimezone(eastern).utcoffset() != start.astimezone(eastern).utcoffset():
-            for hour in range(24):
-                begin = start + timedelta(hours=hour)
-                if not repeated_hour(begin, eastern):
-                    continue
-                if bounds and bounds[-1] == begin:
-                    bounds[-1] = begin + timedelta(hours=1)  # the span goes on
-                else:
-                    bounds += [begin, begin + timedelta(hours=1)]
-        start = follow
-    return tuple(bounds)
+    return any(
+        spans_meet(repeated_hours(year, zone_info(EASTERN)), first, last)
+        for year in range(first.year, last.year + 1)
+    )

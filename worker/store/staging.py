@@ -3,9 +3,10 @@
 Per page: ``COPY … FROM STDIN (FORMAT BINARY)`` into a temporary table of the page's columns
 (``ON COMMIT DELETE ROWS``, created once per connection: ``IF NOT EXISTS`` in the page's own
 transaction, so a pooler handing out another server session still finds it), then one
-``INSERT … SELECT … FROM (DELETE FROM stage RETURNING *) ON CONFLICT DO UPDATE … WHERE
-row_hash differs``. Binary COPY is the cheapest way for Postgres to read rows: no JSON to walk,
-no text to parse but ``raw`` itself (jsonb is sent as its text, encoded once by orjson).
+``INSERT … SELECT … FROM stage ON CONFLICT DO UPDATE … WHERE row_hash differs``, its counts
+from ``RETURNING (xmax = 0)`` aggregated in the same statement. Binary COPY is the cheapest way
+for Postgres to read rows: no JSON to walk, no text to parse but ``raw`` itself (jsonb is sent
+as its text, encoded once by orjson).
 
 ``row_hash`` is computed by Postgres from the staged columns (``hash_record_extended`` over the
 mapped columns and ``raw``), so it covers whatever changes a row: the record as received (as
