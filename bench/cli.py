@@ -20,9 +20,10 @@ from bench import chart
 from bench.contenders import CONTENDERS, dlt_available
 from bench.pg import DEFAULT_ADMIN_URL
 from bench.report import Report, machine_info, render
+from bench.rounds import medians
 from bench.sandbox import DatasetSpec, SandboxProcess, measure_dataset
 from bench.scale import ScaleOptions, run_scale
-from bench.side_by_side import profile, run_all, run_contender
+from bench.side_by_side import profile, run_contender, run_rounds
 
 HERE = Path(__file__).resolve().parent
 METHOD = [
@@ -56,7 +57,10 @@ METHOD = [
     "UTC (not zone- or DST-correct). dlt (bench/dlt_loader.py): RESTClient + "
     "OAuth2ClientCredentials + OffsetPaginator, merge on the record ids, dlt's defaults.",
     "The machine is shared (2 cores: contender, Postgres and sandbox compete for them); numbers "
-    "move by ±10-20% between runs.",
+    "move by ±10-20% between runs. With `--runs N` every contender runs once per round, the "
+    "rounds one after another; the side-by-side table shows each measure's median over the "
+    "rounds (peak RSS and rows written: the worst round), the targets compare those medians, "
+    "and the rounds table shows every round's own ratios: how noisy the machine was.",
 ]
 
 
@@ -82,6 +86,12 @@ def parser() -> argparse.ArgumentParser:
     )
     data.add_argument("--page-limit", type=int, default=1000, help="records per page [1000]")
     data.add_argument("--latency-ms", type=int, default=0, help="sandbox delay per request [0]")
+    data.add_argument(
+        "--runs",
+        type=int,
+        default=3,
+        help="rounds of the side-by-side scenario; tables show medians [3]",
+    )
     data.add_argument(
         "--contenders",
         default="athena-sync,baseline,dlt",
@@ -153,7 +163,10 @@ def side_by_side(args: argparse.Namespace, report: Report) -> None:
             "window": spec.window,
             "page_limit": args.page_limit,
         }
-        report.side = run_all([CONTENDERS[n] for n in names], sandbox, dataset, **kwargs)
+        report.rounds = run_rounds(
+            args.runs, [CONTENDERS[n] for n in names], sandbox, dataset, **kwargs
+        )
+        report.side = medians(report.rounds)
         if args.profile:
             print("profiling athena-sync's full load")
             report.profile = profile(CONTENDERS["athena-sync"], sandbox, dataset, **kwargs)
@@ -214,6 +227,7 @@ def write(report: Report, output: Path) -> None:
         "machine": report.machine,
         "dataset": report.dataset,
         "side": [m.to_json() for m in report.side],
+        "rounds": [[m.to_json() for m in measured] for measured in report.rounds],
         "scale": [p.to_json() for p in report.scale],
         "memory": [{"appointments": n, **m.to_json()} for n, m in report.memory],
     }

@@ -7,9 +7,10 @@ import os
 import pstats
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import date
+from typing import Any
 
 from bench.child import RunSpec
 from bench.contenders import Contender
@@ -95,6 +96,23 @@ def run_all(
         except ChildFailed as failed:
             say(f"  {contender.label} FAILED (left out of the results): {failed}")
     return results
+
+
+def run_rounds(
+    rounds: int,
+    contenders: Sequence[Contender],
+    sandbox: SandboxProcess,
+    dataset: Dataset,
+    **kwargs: Any,
+) -> list[list[Measurement]]:
+    """``run_all`` ``rounds`` times: every contender once per round, rounds one after another."""
+    say: Say = kwargs.get("say", print)
+    measured = []
+    for number in range(1, rounds + 1):
+        if rounds > 1:
+            say(f" round {number} of {rounds}")
+        measured.append(run_all(contenders, sandbox, dataset, **kwargs))
+    return measured
 
 
 def profile(

@@ -73,10 +73,16 @@ class ResourceColumns:
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_sync_run_id: Mapped[int | None] = mapped_column(sa.BigInteger())
+    row_hash: Mapped[int | None] = mapped_column(sa.BigInteger())
+    """A 64-bit hash of the row's mapped columns and ``raw`` as last written (Postgres; see
+    ``worker.store.staging``): the upsert's "did anything change" compares this one value.
+    NULL (SQLite, or a row an older version wrote) only means "compare by writing once"."""
 
 
 # Bookkeeping columns the upsert helper owns; a mapper's row never contains them.
-BOOKKEEPING_COLUMNS = frozenset({"first_seen_at", "last_seen_at", "deleted_at", "last_sync_run_id"})
+BOOKKEEPING_COLUMNS = frozenset(
+    {"first_seen_at", "last_seen_at", "deleted_at", "last_sync_run_id", "row_hash"}
+)
 
 
 def one_of(column: str, values: tuple[str, ...]) -> str:

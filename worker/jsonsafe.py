@@ -45,7 +45,7 @@ def find_unstorable(value: Any, path: str = "") -> tuple[str, str] | None:
                 where = f"{path}.(a key)" if path else "(a key)"
                 return where, f"{where} holds a lone surrogate, text UTF-8 cannot encode"
             kind = type(item)
-            if kind is int or kind is bool or item is None or (kind is str and item.isascii()):
+            if (kind is str and item.isascii()) or kind is int or kind is bool or item is None:
                 continue
             found = find_unstorable(item, f"{path}.{key}" if path else str(key))
             if found is not None:

@@ -22,7 +22,14 @@ from typing import Any, Literal, overload
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from worker.jsonsafe import LONE_SURROGATE, is_non_finite, non_finite_name
-from worker.wallclock import repeated, repeated_hour, wall_to_utc
+from worker.wallclock import (
+    hour_offset,
+    in_spans,
+    repeated,
+    repeated_hours,
+    spans_meet,
+    wall_to_utc,
+)
 
 EASTERN = "US/Eastern"
 SENTINEL_DATE = "01/01/0001"
@@ -300,6 +307,10 @@ def parse_athena_datetime(
     value: Any, field: str, *, zone: str = EASTERN, required: bool = False
 ) -> datetime | None:
     """``MM/DD/YYYY HH:MM[:SS]`` in ``zone`` (US/Eastern for audit times) to aware UTC."""
+    if type(value) is str and len(value) == 19 and zone is EASTERN:
+        found = _eastern_fast(value)
+        if found is not None:
+            return found
     text = value.strip() if isinstance(value, str) else None
     if not text:
         if value is None or text == "":
@@ -320,6 +331,40 @@ def parse_athena_datetime(
     if not isinstance(zone, str) or not zone.strip():
         raise BadRecord("time zone is missing", "timezonename")
     return wall_to_utc(day, hour, minute, second, 0, zone_info(zone.strip()))
+
+
+def _eastern_fast(text: str) -> datetime | None:
+    """The common ``MM/DD/YYYY HH:MM:SS`` in US/Eastern (five per appointment), or None to take
+    the careful path above, which also says what is wrong. The hour's instant is looked up once
+    (cached); Eastern's offsets are whole hours, so minutes and seconds are added as they are."""
+    start = _eastern_hour(text[:13])
+    past = _MINUTES_SECONDS.get(text[13:])
+    if start is None or past is None:
+        return None
+    return start + past
+
+
+# ":MM:SS" -> its timedelta, for every valid one: looking a value up also checks it.
+_MINUTES_SECONDS = {
+    f":{m:02d}:{s:02d}": timedelta(minutes=m, seconds=s) for m in range(60) for s in range(60)
+}
+
+
+@lru_cache(maxsize=8192)
+def _eastern_hour(prefix: str) -> datetime | None:
+    """The instant (UTC) a ``MM/DD/YYYY HH`` Eastern wall hour starts, or None when it needs
+    the careful path (not that shape, the "none" date, a year out of range, a clock change
+    inside the hour)."""
+    hour = prefix[11:]
+    if prefix[10] != " " or not (hour.isdigit() and hour.isascii()) or int(hour) > 23:
+        return None
+    day = _calendar_day(prefix[:10]) if _DATE.fullmatch(prefix[:10]) else None
+    if not isinstance(day, date):
+        return None
+    offset = hour_offset(day, int(hour), zone_info(EASTERN))
+    if offset is None or offset % timedelta(hours=1):
+        return None
+    return datetime(day.year, day.month, day.day, int(hour), tzinfo=UTC) - offset
 
 
 def to_eastern_param(moment: datetime) -> str:
@@ -364,8 +409,19 @@ def ambiguous_eastern(moment: datetime | None) -> bool:
     hour that repeats when daylight time ends; such wall times are read as the first)."""
     if moment is None:
         return False
-    eastern = zone_info(EASTERN)
-    if moment.tzinfo is UTC and moment.year >= 1900:
-        # Eastern's offsets are whole hours since 1883: one answer holds for a whole UTC hour.
-        return repeated_hour(moment.replace(minute=0, second=0, microsecond=0), eastern)
-    return repeated(moment, eastern)
+    if moment.tzinfo is UTC and 1900 <= moment.year < 9999:
+        # Eastern's offsets are whole hours since 1883: the year's repeated UTC hours, looked
+        # up (this runs for every appointment written).
+        return in_spans(repeated_hours(moment.year, zone_info(EASTERN)), moment)
+    return repeated(moment, zone_info(EASTERN))
+
+
+def ambiguous_eastern_between(first: datetime, last: datetime) -> bool:
+    """Whether any instant from ``first`` to ``last`` may be ambiguous (see above): a page whose
+    guard times all lie outside the repeated hours needs no look at each of them."""
+    if not (first.tzinfo is UTC and last.tzinfo is UTC and 1900 <= first.year <= last.year < 9999):
+        return True  # the careful answer: look at each
+    return any(
+        spans_meet(repeated_hours(year, zone_info(EASTERN)), first, last)
+        for year in range(first.year, last.year + 1)
+    )

@@ -8,6 +8,7 @@ value, so every answer equals ``datetime(..., tzinfo=zone, fold=0).astimezone(UT
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -42,3 +43,39 @@ def repeated(moment: datetime, zone: ZoneInfo) -> bool:
 def repeated_hour(hour_start: datetime, zone: ZoneInfo) -> bool:
     """:func:`repeated` for a whole UTC hour (valid for zones whose offsets are whole hours)."""
     return repeated(hour_start, zone)
+
+
+@lru_cache(maxsize=256)
+def repeated_hours(year: int, zone: ZoneInfo) -> tuple[datetime, ...]:
+    """The UTC hours of ``year`` whose wall times ``zone`` shows twice, as span bounds (start,
+    end, start, end …), for a zone whose offsets are whole hours (each UTC hour wholly in or
+    out). An hour can only repeat where the offset changes, so only those days are looked at
+    hour by hour."""
+    day, bounds = timedelta(days=1), list[datetime]()
+    start = datetime(year, 1, 1, tzinfo=UTC)
+    while start.year == year:
+        follow = start + day
+        if follow.astimezone(zone).utcoffset() != start.astimezone(zone).utcoffset():
+            for hour in range(24):
+                begin = start + timedelta(hours=hour)
+                if not repeated_hour(begin, zone):
+                    continue
+                if bounds and bounds[-1] == begin:
+                    bounds[-1] = begin + timedelta(hours=1)  # the span goes on
+                else:
+                    bounds += [begin, begin + timedelta(hours=1)]
+        start = follow
+    return tuple(bounds)
+
+
+def in_spans(bounds: tuple[datetime, ...], moment: datetime) -> bool:
+    """Whether ``moment`` lies in one of the spans ``bounds`` (start, end …) draw: a bisection,
+    an odd position is inside one."""
+    return bisect_right(bounds, moment) % 2 == 1
+
+
+def spans_meet(bounds: tuple[datetime, ...], first: datetime, last: datetime) -> bool:
+    """Whether any instant from ``first`` to ``last`` lies in one of the spans ``bounds`` draw."""
+    return any(
+        start <= last and first < end for start, end in zip(bounds[::2], bounds[1::2], strict=True)
+    )

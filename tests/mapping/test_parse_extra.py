@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -46,3 +46,19 @@ def test_ambiguous_eastern_is_only_the_repeated_hour() -> None:
     assert not ambiguous_eastern(datetime(2026, 11, 1, 7, 30, tzinfo=UTC))  # 02:30 EST
     assert not ambiguous_eastern(datetime(2026, 3, 8, 7, 30, tzinfo=UTC))  # spring forward
     assert not ambiguous_eastern(None)
+
+
+def test_ambiguous_eastern_between_looks_for_a_repeated_hour_in_the_range() -> None:
+    from worker.parse import ambiguous_eastern_between
+
+    def at(month: int, day: int, hour: int, minute: int = 0) -> datetime:
+        return datetime(2026, month, day, hour, minute, tzinfo=UTC)
+
+    assert ambiguous_eastern_between(at(10, 1, 0), at(12, 1, 0))  # holds 2026-11-01 05:00-07:00
+    assert ambiguous_eastern_between(at(11, 1, 6, 59), at(11, 1, 6, 59))
+    assert ambiguous_eastern_between(at(11, 1, 4), at(11, 1, 5))  # ends where it begins
+    assert not ambiguous_eastern_between(at(11, 1, 7), at(11, 30, 0))  # begins where it ended
+    assert not ambiguous_eastern_between(at(3, 1, 0), at(10, 31, 0))  # spring forward only
+    assert ambiguous_eastern_between(at(12, 31, 0), datetime(2027, 11, 7, 6, tzinfo=UTC))
+    other_zone = timezone(timedelta(hours=-5))
+    assert ambiguous_eastern_between(at(3, 1, 0), at(3, 2, 0).astimezone(other_zone))

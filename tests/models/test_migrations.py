@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy.orm import Session
 
 import models
+from sandbox import SandboxConfig
+from sandbox.store import PracticeStore
 from worker.db import current_revision, head_revision, make_engine, upgrade
+from worker.resources import all_resources
+from worker.store.upsert import UpsertCounts, upsert_page
 
 
 def _diff(engine: sa.engine.Engine) -> list[object]:
@@ -82,3 +90,56 @@ def test_sync_runs_take_the_changed_mode_and_nothing_else(engine):
     with engine.connect() as connection:
         modes = connection.execute(sa.text("SELECT mode FROM sync_runs")).scalars().all()
     assert modes == ["changed"]
+
+
+def _sandbox_pages() -> dict[Any, list[dict[str, Any]]]:
+    """Every resource's rows as the mappers make them from the sandbox's records."""
+    truth = PracticeStore("195900", SandboxConfig(seed=5, appointments=200)).truth()
+    zones = {str(d["departmentid"]): d["timezonename"] for d in truth["departments"]}
+    pages = {}
+    for resource in all_resources().values():
+        context: dict[str, Any] = {"timezones": zones, "hidden": False}
+        records = truth[resource.collection]
+        pages[resource] = [resource.to_row(r, practice_id="195900", **context) for r in records]
+    return pages
+
+
+def test_the_backfilled_row_hash_is_the_write_paths(fresh_pg_url):
+    # Rows stored before 0005 get their hash from the migration, in SQL: it must be the very
+    # value the write path computes, or the first sync after the upgrade rewrites every row.
+    from alembic import command
+
+    from worker.db import alembic_config
+
+    engine = make_engine(fresh_pg_url)
+    upgrade(engine)
+    pages, now = _sandbox_pages(), datetime(2026, 11, 29, tzinfo=UTC)
+    try:
+        with Session(engine) as session:
+            for resource, rows in pages.items():
+                upsert_page(session, resource.model, rows, run_id=1, now=now)
+            session.commit()
+        written = _hashes(engine)
+        assert all(None not in hashes for hashes in written.values())
+        with engine.begin() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0004")  # the schema an older version wrote to
+            command.upgrade(config, "head")
+        assert _hashes(engine) == written
+        with Session(engine) as session:
+            for resource, rows in pages.items():
+                counts = upsert_page(session, resource.model, rows, run_id=2, now=now)
+                assert counts == UpsertCounts(unchanged=len(rows)), resource.name
+    finally:
+        engine.dispose()
+
+
+def _hashes(engine: sa.engine.Engine) -> dict[str, list[Any]]:
+    with engine.connect() as connection:
+        return {
+            model.__tablename__: sorted(
+                connection.execute(sa.select(model.__table__.c.row_hash)).scalars()
+            )
+            for model in models.RESOURCE_MODELS
+        }

@@ -46,11 +46,15 @@ def appointment(aid: str, *, status: str = "f", modified: datetime | None = T0) 
 def write_counter(session: Session) -> int:
     """Rows inserted or updated so far on this connection, as counted by the database itself.
 
-    Postgres: this backend's not-yet-flushed table statistics; SQLite: ``total_changes()``.
-    Compare two readings taken in the same session.
+    Postgres: this backend's not-yet-flushed table statistics, the session's own temporary
+    tables left out (the page is staged there: no WAL, gone at commit); SQLite:
+    ``total_changes()``. Compare two readings taken in the same session.
     """
     if session.get_bind().dialect.name == "postgresql":
-        query = "SELECT coalesce(sum(n_tup_ins + n_tup_upd), 0) FROM pg_stat_xact_user_tables"
+        query = (
+            "SELECT coalesce(sum(n_tup_ins + n_tup_upd), 0) FROM pg_stat_xact_user_tables"
+            " WHERE schemaname NOT LIKE 'pg\\_temp%'"
+        )
         return int(session.execute(sa.text(query)).scalar_one())
     return int(session.execute(sa.text("SELECT total_changes()")).scalar_one())
 
@@ -344,3 +348,69 @@ def test_empty_page_is_a_no_op(session):
 def test_malformed_rows_are_programming_errors(session, row, message):
     with pytest.raises((ValueError, KeyError), match=message):
         upsert_page(session, Provider, [row], run_id=1, now=T0)
+
+
+def test_upserts_sharing_one_transaction_see_only_their_own_rows(session):
+    # The Postgres path stages each page in a temporary table that only the commit empties:
+    # a later upsert in the same transaction must not move an earlier one's rows again (here
+    # it would write "Zoë" back over "Ana", or touch the row twice in one statement).
+    pages = [[provider("1"), provider("2")], [provider("1", first_name="Zoë")], [provider("1")]]
+    counts = [upsert_page(session, Provider, page, run_id=1, now=T0) for page in pages]
+    session.commit()
+    assert counts == [UpsertCounts(inserted=2), UpsertCounts(updated=1), UpsertCounts(updated=1)]
+    row = session.get(Provider, ("195900", "1"))
+    assert row is not None and row.first_name == "Ana"
+
+
+def test_a_mapped_column_alone_changing_is_a_change(session):
+    # The same record as received, mapped with other context (a department's zone behind
+    # start_at, the hidden flag of a department): the row differs, so it is written.
+    row = appointment("9")
+    upsert_page(session, Appointment, [row], run_id=1, now=T0)
+    session.commit()
+    moved = {**row, "start_at": row["start_at"] + timedelta(hours=1), "timezone_name": "US/Central"}
+    assert upsert_page(session, Appointment, [moved], run_id=2, now=T1).updated == 1
+    session.commit()
+    assert upsert_page(session, Appointment, [moved], run_id=3, now=T2).unchanged == 1
+
+
+def _stored_hashes(session: Session) -> dict[str, int | None]:
+    rows = session.execute(sa.select(Provider.provider_id, Provider.row_hash))
+    return {pid: row_hash for pid, row_hash in rows}
+
+
+def test_a_stale_row_hash_is_rewritten_once_then_left_alone(fresh_pg_url):
+    from worker.db import make_engine, upgrade
+
+    engine = make_engine(fresh_pg_url)
+    upgrade(engine)
+    page = [provider(str(i)) for i in range(1, 6)]
+    try:
+        with Session(engine) as s:
+            upsert_page(s, Provider, page, run_id=1, now=T0)
+            s.commit()
+            fresh = _stored_hashes(s)
+            assert None not in fresh.values()
+            # As an older version left them: a hash computed some other way, and none at all.
+            s.execute(
+                sa.text("UPDATE providers SET row_hash = row_hash + 1 WHERE provider_id = '2'")
+            )
+            s.execute(sa.text("UPDATE providers SET row_hash = NULL WHERE provider_id = '4'"))
+            s.commit()
+
+            before = write_counter(s)
+            counts = upsert_page(s, Provider, page, run_id=2, now=T1)
+            assert write_counter(s) - before == 2
+            s.commit()
+            assert counts == UpsertCounts(updated=2, unchanged=3)
+            assert _stored_hashes(s) == fresh
+            rewritten = s.get(Provider, ("195900", "2"))
+            assert rewritten is not None and rewritten.last_sync_run_id == 2
+
+            before = write_counter(s)
+            counts = upsert_page(s, Provider, page, run_id=3, now=T2)
+            assert write_counter(s) - before == 0
+            s.commit()
+            assert counts == UpsertCounts(unchanged=5)
+    finally:
+        engine.dispose()

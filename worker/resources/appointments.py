@@ -72,6 +72,14 @@ def _zone_for(department_id: str, timezones: Mapping[str, str], fallback: str | 
     return zone
 
 
+def _plain(value: Any) -> bool:
+    """None, or non-empty ASCII text without surrounding blanks: what ``parse_id`` and
+    ``parse_str`` would return unchanged."""
+    return value is None or (
+        type(value) is str and value.isascii() and value.strip() == value and value != ""
+    )
+
+
 class AppointmentRow(TypedDict):
     """A row of ``appointments`` as ``to_row`` returns it (the bookkeeping columns are the
     upsert's)."""
@@ -131,10 +139,13 @@ def to_row(
         "appointment_id": appointment_id,
         "department_id": department_id,
     }
+    # Most of these are absent or plain text: those skip the parser (same answer, no call).
     for column, key in IDS.items():
-        row[column] = parse_id(get(key), key, required=False)
+        value = get(key)
+        row[column] = value if _plain(value) else parse_id(value, key, required=False)
     for column, key in TEXT.items():
-        row[column] = parse_str(get(key), key)
+        value = get(key)
+        row[column] = value if _plain(value) else parse_str(value, key)
     zone = _zone_for(department_id, timezones, fallback_zone)
     local_date = parse_date(get("date"), "date", required=True)
     local_time = parse_hhmm(get("starttime"), "starttime", required=True)
@@ -144,7 +155,8 @@ def to_row(
     row["timezone_name"] = zone
     row["duration_minutes"] = parse_duration(get("duration"), "duration")
     for column, key in EASTERN_TIMES.items():
-        row[column] = parse_athena_datetime(get(key), key)
+        value = get(key)
+        row[column] = None if value is None else parse_athena_datetime(value, key)
     row["cancel_reason_no_show"] = parse_bool(get("cancelreasonnoshow"), "cancelreasonnoshow")
     row["raw"] = record
     return cast(AppointmentRow, row)

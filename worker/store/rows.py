@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from operator import methodcaller
 from typing import Any
 
 import sqlalchemy as sa
 import structlog
 from sqlalchemy.orm import Session
 
-from worker.parse import ambiguous_eastern
+from worker.parse import ambiguous_eastern, ambiguous_eastern_between
 from worker.resources import Resource
 from worker.store.letters import BadRecordLetter
 from worker.store.upsert import UpsertCounts, upsert_page
@@ -65,10 +66,7 @@ def _guarded(
     guard = resource.guard_column
     if guard is None:
         return upsert_page(session, resource.model, rows, **options)
-    ordered: list[dict[str, Any]] = []
-    uncertain: list[dict[str, Any]] = []
-    for row in rows:
-        (uncertain if ambiguous_eastern(row.get(guard)) else ordered).append(row)
+    ordered, uncertain = _split_uncertain(rows, guard)
     total = upsert_page(session, resource.model, ordered, guard_column=guard, **options)
     for row in uncertain:
         ceiling = row[guard] + timedelta(hours=1)
@@ -76,6 +74,21 @@ def _guarded(
             session, resource.model, [row], guard_column=guard, guard_ceiling=ceiling, **options
         )
     return total
+
+
+def _split_uncertain(
+    rows: list[dict[str, Any]], guard: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(rows whose guard time is certain, rows whose guard time falls in a repeated hour); the
+    page's range of guard times is looked at first, so most pages need no look at each row."""
+    stamps = [stamp for stamp in map(methodcaller("get", guard), rows) if stamp is not None]
+    if not stamps or not ambiguous_eastern_between(min(stamps), max(stamps)):
+        return rows, []
+    ordered: list[dict[str, Any]] = []
+    uncertain: list[dict[str, Any]] = []
+    for row in rows:
+        (uncertain if ambiguous_eastern(row.get(guard)) else ordered).append(row)
+    return ordered, uncertain
 
 
 def db_reason(exc: Exception) -> str:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -34,7 +34,7 @@ class Counts:
 
     def as_dict(self) -> dict[str, int]:
         """The counters, as columns of ``sync_runs``."""
-        return asdict(self)
+        return {name: getattr(self, name) for name in _FIELDS}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Counts:
@@ -74,33 +74,42 @@ class RunResult:
         }
 
 
-COUNTERS = tuple(name for name in Counts.__dataclass_fields__ if name != "deletions_deferred")
+_FIELDS = tuple(Counts.__dataclass_fields__)
+COUNTERS = tuple(name for name in _FIELDS if name != "deletions_deferred")
+_RUNS = cast(sa.Table, SyncRun.__table__)
+# Once per page: Core, not an ORM update (which would look for the run among the session's
+# objects to keep them in step), and the same statement every time.
+_START = sa.insert(_RUNS).returning(_RUNS.c.id)
+_PROGRESS = (
+    sa.update(_RUNS)
+    .where(_RUNS.c.id == sa.bindparam("run_id"))
+    .values({name: sa.bindparam(name) for name in _FIELDS})
+)
 
 
 def start_run(
     session: Session, unit: Unit, *, run_group: str, task_id: str | None, now: datetime
 ) -> int:
     """Insert a ``running`` row for the unit and return its id."""
-    run = SyncRun(
-        run_group=run_group,
-        resource=unit.resource,
-        practice_id=unit.practice_id,
-        department_id=unit.department_id,
-        window_start=unit.window_start,
-        window_end=unit.window_end,
-        mode=unit.mode,
-        status="running",
-        started_at=now,
-        task_id=task_id,
-    )
-    session.add(run)
-    session.flush()
-    return int(run.id)
+    values = {
+        "run_group": run_group,
+        "resource": unit.resource,
+        "practice_id": unit.practice_id,
+        "department_id": unit.department_id,
+        "window_start": unit.window_start,
+        "window_end": unit.window_end,
+        "mode": unit.mode,
+        "status": "running",
+        "started_at": now,
+        "task_id": task_id,
+    }
+    # Core, not the ORM's unit of work: one INSERT … RETURNING per unit.
+    return int(session.execute(_START, values).scalar_one())
 
 
 def save_progress(session: Session, run_id: int, counts: Counts) -> None:
     """Write the counters; called in the same transaction as the page they cover."""
-    session.execute(sa.update(SyncRun).where(SyncRun.id == run_id).values(**counts.as_dict()))
+    session.execute(_PROGRESS, {"run_id": run_id, **counts.as_dict()})
 
 
 def finish_run(
@@ -114,8 +123,8 @@ def finish_run(
 ) -> None:
     """Close the run with its final status, counters and error summary."""
     session.execute(
-        sa.update(SyncRun)
-        .where(SyncRun.id == run_id)
+        sa.update(_RUNS)
+        .where(_RUNS.c.id == run_id)
         .values(status=status, finished_at=now, error_summary=error, **counts.as_dict())
     )
 

@@ -3,11 +3,11 @@
 ``upsert_page`` sends ``INSERT … ON CONFLICT (pk) DO UPDATE … WHERE <something changed>``, so
 re-syncing unchanged data writes no rows at all (no dead tuples, no WAL, no trigger noise). For
 appointments the ``WHERE`` also refuses an older ``lastmodified`` over a newer one (pages of
-different ages can race). On Postgres the page travels as JSON text expanded by
-``json_populate_recordset`` (see ``pgsource``: small SQL text, no per-row parameter binding); on
-SQLite it is sent executemany-style, compiled once and batched into multi-row VALUES. Counts come
-from ``RETURNING`` (on Postgres ``xmax = 0`` tells an insert from an update, counted in the same
-statement; on SQLite one ``SELECT`` of the page's existing keys does): no per-row round trips.
+different ages can race). On Postgres the page is COPYed in binary into a staging table and
+"something changed" is one comparison of ``row_hash`` (see ``worker.store.staging``); on SQLite
+it is sent executemany-style, compiled once and batched into multi-row VALUES, and every column
+is compared. Counts come without a round trip per row: on Postgres from ``RETURNING (xmax =
+0)`` counted in the same statement, on SQLite from one ``SELECT`` of the page's existing keys.
 
 Neither function commits: the caller commits the page together with its progress (watermarks,
 run counters), so a crash never records progress for rows that did not land.
@@ -23,18 +23,17 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from operator import itemgetter
+from operator import itemgetter, methodcaller
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from models import BOOKKEEPING_COLUMNS, Base, UTCDateTime
-from worker.store.payload import pg_payload, pg_source
+from worker.store.staging import copy_upsert, shape
 
-# Both drivers cap bind parameters per statement (SQLite 32766, Postgres 65535); a page wider
-# than this is split into as few statements as fit.
+# SQLite caps bind parameters per statement (32766): its key lookups go in chunks that fit.
 MAX_BIND_PARAMS = 30_000
 MARK_CHUNK = 500
 
@@ -69,12 +68,15 @@ def _dedupe(rows: Iterable[Mapping[str, Any]], pk: Sequence[str]) -> list[Mappin
     return list({key(row): row for row in rows}.values())
 
 
+_keys = methodcaller("keys")
+
+
 def _data_columns(
     table: sa.Table, rows: Sequence[Mapping[str, Any]], pk: Sequence[str]
 ) -> list[str]:
     """The mapped (non-key, non-bookkeeping) columns; every row must carry the same ones."""
     names = rows[0].keys()
-    if any(row.keys() != names for row in rows):
+    if not all(map(names.__eq__, map(_keys, rows))):
         raise ValueError("rows in one page must have the same columns")
     unknown = names - set(table.c.keys())
     if unknown:
@@ -106,25 +108,14 @@ def _not_older(table: sa.Table, excluded: Any, guard: str, ceiling: bool) -> sa.
 
 @lru_cache(maxsize=64)
 def _statement(
-    dialect: str,
     table: sa.Table,
     columns: tuple[str, ...],
     pk: tuple[str, ...],
     guard_column: str | None,
     ceiling: bool,
-    split_raw: bool = False,
 ) -> Any:
-    """The upsert for one page shape, built once: the same SQL for every page.
-
-    On Postgres it is wrapped as ``WITH written AS (INSERT … RETURNING (xmax = 0)) SELECT
-    <inserted>, <written>`` so the counts come back as one row, not one row per written row.
-    """
-    postgres = dialect == "postgresql"
-    stmt = (postgresql.insert if postgres else sqlite.insert)(table)
-    if postgres:
-        stmt = stmt.from_select(
-            [*pk, *columns, *_BOOKKEEPING], pg_source(table, [*pk, *columns], split_raw)
-        )
+    """The SQLite upsert for one page shape, built once: the same SQL for every page."""
+    stmt = sqlite.insert(table)
     excluded = stmt.excluded
     where = _changed(table, excluded, columns)
     if guard_column is not None:
@@ -136,15 +127,7 @@ def _statement(
         deleted_at=sa.null(),
     )
     upsert = stmt.on_conflict_do_update(index_elements=list(pk), set_=set_, where=where)
-    if not postgres:
-        return upsert.returning(*(table.c[name] for name in pk))
-    # xmax is 0 on a row this statement inserted and non-zero on one it updated.
-    written = upsert.returning(sa.literal_column("(xmax = 0)").label("inserted")).cte("written")
-    inserted = sa.func.count().filter(written.c.inserted)
-    return sa.select(inserted.label("inserted"), sa.func.count().label("written"))
-
-
-_BOOKKEEPING = ("first_seen_at", "last_seen_at", "deleted_at", "last_sync_run_id")
+    return upsert.returning(*(table.c[name] for name in pk))
 
 
 def _existing(session: Session, table: sa.Table, pk: Sequence[str], keys: list[Key]) -> set[Key]:
@@ -175,21 +158,22 @@ def upsert_page(
     pk = tuple(column.name for column in table.primary_key.columns)
     columns = tuple(_data_columns(table, rows, pk))
     page = _dedupe(rows, pk)
-    dialect = session.get_bind().dialect.name
-    # The rows lend their raw documents to a separate array (dicts only: they are put back).
-    lenders = [row for row in page if isinstance(row, dict)]
-    split_raw = dialect == "postgresql" and "raw" in columns and len(lenders) == len(page)
-    stmt = _statement(
-        dialect, table, columns, pk, guard_column, guard_ceiling is not None, split_raw
-    )
-    binds: dict[str, Any] = {"now": now, "run_id": run_id}
-    if guard_ceiling is not None:
-        binds["ceiling"] = guard_ceiling
-    if dialect == "postgresql":
-        payload = pg_payload(table, page, lenders if split_raw else None)
-        result = session.execute(stmt, {**payload, **binds}).one()
-        inserted, updated = result.inserted, result.written - result.inserted
+    if session.get_bind().dialect.name == "postgresql":
+        names = tuple(c.name for c in table.c if c.name in pk or c.name in columns)
+        inserted, written = copy_upsert(
+            session,
+            shape(table, names, pk, guard_column, guard_ceiling is not None),
+            page,
+            now=now,
+            run_id=run_id,
+            ceiling=guard_ceiling,
+        )
+        updated = written - inserted
     else:
+        stmt = _statement(table, columns, pk, guard_column, guard_ceiling is not None)
+        binds: dict[str, Any] = {"now": now, "run_id": run_id}
+        if guard_ceiling is not None:
+            binds["ceiling"] = guard_ceiling
         inserted, updated = _sqlite_upsert(session, table, pk, page, stmt, binds)
     # A key given twice is written once; the extra copy counts as unchanged.
     return UpsertCounts(inserted, updated, len(rows) - inserted - updated)

@@ -136,7 +136,7 @@ def pages_in_turn(
                 yield index, page, (mapper(page.records) if mapper is not None else None)
 
     job.params = listings[0] if listings else {}
-    ahead = fetch_ahead(read)
+    ahead = fetch_ahead(read, depth=2)
     try:
         while True:
             try:
