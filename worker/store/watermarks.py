@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -31,34 +32,22 @@ def set_watermark(
     """Store the watermark in the caller's transaction. It never moves backwards, except from a
     stored value later than ``untrusted_after`` (a watermark in the future, from a clock or a
     ``lastmodified`` that was wrong, would otherwise stop every later read)."""
-    stmt = insert_for(session, SyncState).values(
-        practice_id=practice_id,
-        resource=resource,
-        scope=scope,
-        watermark=watermark,
-        updated_at=now,
-        last_run_id=run_id,
+    set_watermarks(
+        session,
+        practice_id,
+        resource,
+        {scope: watermark},
+        run_id=run_id,
+        now=now,
+        untrusted_after=untrusted_after,
     )
-    table = SyncState.__table__
-    newer = (table.c.watermark.is_(None)) | (stmt.excluded.watermark > table.c.watermark)
-    if untrusted_after is not None:
-        newer = newer | (table.c.watermark > untrusted_after)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c.practice_id, table.c.resource, table.c.scope],
-        set_={
-            "watermark": sa.case((newer, stmt.excluded.watermark), else_=table.c.watermark),
-            "updated_at": stmt.excluded.updated_at,
-            "last_run_id": stmt.excluded.last_run_id,
-        },
-    )
-    session.execute(stmt)
 
 
 def set_watermarks(
     session: Session,
     practice_id: str,
     resource: str,
-    marks: dict[str, datetime],
+    marks: Mapping[str, datetime | None],
     *,
     run_id: int,
     now: datetime,
