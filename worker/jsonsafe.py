@@ -19,6 +19,12 @@ LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 REPLACEMENT = "\ufffd"
 
 
+class Storable(list):  # type: ignore[type-arg]
+    """Records read by the strict decoder (orjson), which refuses every value
+    :func:`find_unstorable` looks for: the mappers need not look again (a list like any other;
+    a copy or a filtered list is a plain list again, and is looked at)."""
+
+
 def non_finite_name(number: float) -> str:
     """``"NaN"``, ``"Infinity"`` or ``"-Infinity"``: the number as the API spelled it."""
     if math.isnan(number):

@@ -22,11 +22,12 @@ from worker.athena.broker import TokenBroker
 from worker.athena.errors import AuthError, FatalError, RetriableError
 from worker.athena.paging import Pager, totalcount_of
 from worker.athena.ratelimit import LocalRateLimiter, RateLimiter, RedisRateLimiter
-from worker.athena.responses import check_listing, decode_response, transport_error
+from worker.athena.responses import check_listing, decode_strictly, transport_error
 from worker.athena.retry import RetryPolicy, call_with_retries
 from worker.athena.stats import ClientStats
 from worker.athena.tokens import MemoryTokenCache, RedisTokenCache, Token, TokenCache, cache_key
 from worker.athena.transport import BearerAuth, build_session, check_url, rate_headers, server_time
+from worker.jsonsafe import Storable
 from worker.settings import Settings
 
 log = structlog.get_logger()
@@ -54,6 +55,8 @@ class Reply:
 
     body: Any
     server_time: datetime | None
+    strict: bool = False
+    """Read by the strict decoder: no value in it a database cannot hold (``worker.jsonsafe``)."""
 
 
 def _query(params: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -225,6 +228,8 @@ class AthenaClient:
             reply = self.fetch(practice_id, path, query, collection=collection)
             body = reply.body
             records: list[Any] = body.get(collection, [])
+            if reply.strict:
+                records = Storable(records)
             totalcount = totalcount_of(body)
             following = pager.after(
                 returned=len(records),
@@ -316,7 +321,8 @@ class AthenaClient:
         clock = server_time(response.headers, elapsed=timedelta(seconds=elapsed))
         if clock is not None:  # any answer's Date tells the API's clock, an error's too
             self.clock_offset = clock - sent_at
-        return Reply(decode_response(response, path=path, practice_id=practice_id), clock)
+        body, strict = decode_strictly(response, path=path, practice_id=practice_id)
+        return Reply(body, clock, strict)
 
 
 _LOCAL_LIMITERS: dict[tuple[str, float, int], LocalRateLimiter] = {}

@@ -170,18 +170,33 @@ def decode_response(
     token_endpoint: bool = False,
 ) -> Any:
     """Return the decoded JSON of a successful response or raise the mapped error."""
+    return decode_strictly(
+        response, path=path, practice_id=practice_id, token_endpoint=token_endpoint
+    )[0]
+
+
+def decode_strictly(
+    response: requests.Response,
+    *,
+    path: str,
+    practice_id: str | None,
+    token_endpoint: bool = False,
+) -> tuple[Any, bool]:
+    """As :func:`decode_response`, with whether the strict decoder (orjson) read the body: it
+    refuses every value a database cannot hold (``NaN``/``Infinity``, ``1e999``, a lone
+    surrogate), so nothing in such a body needs looking for them again."""
     if not 200 <= response.status_code < 300:
         raise _error_for(
             response, path=path, practice_id=practice_id, token_endpoint=token_endpoint
         )
     if response.status_code == 204:
-        return None
+        return None, True
     try:
-        return orjson.loads(response.content)
+        return orjson.loads(response.content), True
     except orjson.JSONDecodeError:
         pass  # not UTF-8, or JSON that only the standard decoder reads: let it decide
     try:
-        return response.json(parse_constant=NonFinite)
+        return response.json(parse_constant=NonFinite), False
     except ValueError:
         raise RetriableError(
             f"{response.status_code} response with {_describe_body(response)} "

@@ -124,14 +124,18 @@ def to_row(
     practice_id: str,
     timezones: Mapping[str, str],
     fallback_zone: str | None = None,
+    storable: bool = False,
     **_context: Any,
 ) -> AppointmentRow:
-    """Map one booked/cancelled appointment to an ``appointments`` row.
+    """Map one booked/cancelled appointment to an ``appointments`` row. ``storable``: the record
+    was read by the strict decoder, which refuses what a database cannot hold (NaN, a lone
+    surrogate), so it is not searched for such values again.
 
     Fields are read in a fixed order (the first bad one is the one reported) straight into the
     row: this runs for every appointment of every sync, so it builds no intermediate dicts.
     """
-    get = ensure_storable(ensure_object(record)).get
+    checked = ensure_object(record)
+    get = (checked if storable else ensure_storable(checked)).get
     appointment_id = parse_id(get("appointmentid"), "appointmentid")
     department_id = parse_id(get("departmentid"), "departmentid")
     row: dict[str, Any] = {

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from worker.jsonsafe import Storable
 from worker.parse import BadRecord
 from worker.store.letters import BadRecordLetter
 
@@ -33,9 +34,13 @@ class MappedPage:
 def map_records(
     records: Iterable[Any], *, resource: Any, practice_id: str, context: dict[str, Any]
 ) -> MappedPage:
-    """Map each record with the resource's pure ``to_row``; bad ones become letters."""
+    """Map each record with the resource's pure ``to_row``; bad ones become letters. Records the
+    strict decoder read (``Storable``) are mapped with ``storable=True``: nothing in them needs
+    looking for values a database cannot hold."""
     page = MappedPage()
     key = resource.key_column
+    if isinstance(records, Storable):
+        context = {**context, "storable": True}
     for record in records:
         ident = resource.record_id(record)
         if ident is not None:
