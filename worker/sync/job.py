@@ -93,9 +93,12 @@ def has_open_record_letters(ctx: SyncContext, unit: Unit) -> bool:
 Mapper = Callable[[list[Any]], MappedPage]
 
 
-def pages(job: Job, params: dict[str, Any]) -> Generator[Page, None, None]:
-    """The listing's pages, each fetched while the one before it is written (fetch-ahead)."""
-    return (page for _, page, _ in pages_in_turn(job, [params]))
+def pages(
+    job: Job, params: dict[str, Any], *, path: str | None = None
+) -> Generator[Page, None, None]:
+    """The listing's pages (``path``: another listing than the resource's own), each fetched
+    while the one before it is written (fetch-ahead)."""
+    return (page for _, page, _ in pages_in_turn(job, [params], path=path))
 
 
 def mapped_pages(

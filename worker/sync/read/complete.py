@@ -55,7 +55,11 @@ def read_then_mark(
         )
         job.counts = replace(job.counts, deletions_deferred=True)
         return
-    if read == 0 and _holds_live_rows(job, model, scope) and not _empty_confirmed(job, params):
+    if (
+        read == 0
+        and _holds_live_rows(job, model, scope)
+        and not _empty_confirmed(job, params, path)
+    ):
         log.warning(
             "sync.deletions_deferred", read=0, reason="an empty listing read again held rows"
         )
@@ -64,11 +68,11 @@ def read_then_mark(
     _mark(job, model, seen, scope, began)
 
 
-def _empty_confirmed(job: Job, params: dict[str, Any]) -> bool:
+def _empty_confirmed(job: Job, params: dict[str, Any], path: str | None) -> bool:
     """An empty complete read would mark every live row in scope deleted: a gateway answering
     ``{"totalcount": 0}`` for a moment must not wipe a practice, so the listing is read once more
     (one request) before that, and it must be empty again."""
-    listing = pages(job, params)
+    listing = pages(job, params, path=path)  # the very listing that came back empty
     try:
         page = next(listing, None)
     finally:

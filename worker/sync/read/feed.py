@@ -119,7 +119,9 @@ class FeedRun:
     def server_now(self) -> datetime:
         """The API's clock now: this machine's (the clock the client measured the offset
         against, not the run's injectable one) moved by the offset the last ``Date`` showed."""
-        offset = self.job.ctx.client.clock_offset or self.state.server_offset or timedelta()
+        offset = self.job.ctx.client.clock_offset
+        if offset is None:  # (a measured offset of zero is an offset)
+            offset = self.state.server_offset or timedelta()
         return utcnow() + offset
 
     def ensure_subscribed(self) -> None:
