@@ -9,6 +9,7 @@ the ``models`` package; no ``alembic.ini`` is needed.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# A pooled connection idle at least this long is pinged before it is handed out; one back in
+# the pool for less (the page written a moment ago) is not: a sync checks a connection out once
+# per page, and a ping per page was a round trip per page.
+PING_AFTER_IDLE_SECONDS = 2.0
+_CHECKED_IN = "athena_checked_in"
 
 
 def normalize_url(url: str) -> str:
@@ -44,12 +50,41 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+def _stamp(_dbapi_connection: Any, record: Any) -> None:
+    record.info[_CHECKED_IN] = time.monotonic()
+
+
+def _ping_when_idle(engine: Engine) -> Any:
+    """A checkout hook: SQLAlchemy's pre-ping, for connections idle ``PING_AFTER_IDLE_SECONDS``
+    or more. A dead connection is dropped and another taken (``DisconnectionError``)."""
+
+    def checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        checked_in = record.info.get(_CHECKED_IN)
+        if checked_in is not None and time.monotonic() - checked_in < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise sa.exc.DisconnectionError("the pooled connection is gone") from exc
+        if not alive:
+            raise sa.exc.DisconnectionError("the pooled connection is gone")
+
+    return checkout
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an Engine for ``url`` (Postgres via psycopg 3, or SQLite tuned for concurrency)."""
+    """Create an Engine for ``url`` (Postgres via psycopg 3, or SQLite tuned for concurrency).
+
+    Pooled connections are checked before use unless they were in use a moment ago (see
+    ``PING_AFTER_IDLE_SECONDS``); ``pool_pre_ping=True`` in ``kwargs`` pings every checkout."""
     url = normalize_url(url)
-    options: dict[str, Any] = {"pool_pre_ping": True, "json_serializer": _json_dumps}
+    options: dict[str, Any] = {"json_serializer": _json_dumps}
     options.update(kwargs)
     engine = sa.create_engine(url, **options)
+    if not options.get("pool_pre_ping"):
+        sa.event.listen(engine.pool, "connect", _stamp)
+        sa.event.listen(engine.pool, "checkin", _stamp)
+        sa.event.listen(engine.pool, "checkout", _ping_when_idle(engine))
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)
     return engine

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+import psycopg
 import pytest
 import sqlalchemy as sa
+
+import worker.db
 
 from models import SyncState
 from worker.db import make_engine, normalize_url, session_factory
@@ -64,3 +67,42 @@ def test_naive_timestamps_are_refused(engine):
     sessions = session_factory(engine)
     with pytest.raises(sa.exc.StatementError, match="naive datetime"), sessions.begin() as session:
         session.add(SyncState(practice_id="1", resource="x", updated_at=datetime(2024, 1, 1)))
+
+
+def _backend_pid(engine: sa.Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(sa.text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def test_a_connection_back_a_moment_ago_is_not_pinged_and_an_idle_one_is(
+    fresh_pg_url, monkeypatch
+):
+    """A sync checks a connection out once per page: pinging each checkout was a round trip
+    per page. One idle for PING_AFTER_IDLE_SECONDS is pinged as before."""
+    engine = make_engine(fresh_pg_url)
+    pings: list[object] = []
+    real_ping = engine.dialect.do_ping
+    monkeypatch.setattr(engine.dialect, "do_ping", lambda c: pings.append(c) or real_ping(c))
+    try:
+        first = _backend_pid(engine)
+        for _ in range(5):
+            assert _backend_pid(engine) == first
+        assert pings == []
+        monkeypatch.setattr(worker.db, "PING_AFTER_IDLE_SECONDS", 0.0)
+        assert _backend_pid(engine) == first
+        assert len(pings) == 1
+    finally:
+        engine.dispose()
+
+
+def test_an_idle_connection_the_server_closed_is_replaced_at_checkout(fresh_pg_url, monkeypatch):
+    engine = make_engine(fresh_pg_url)
+    monkeypatch.setattr(worker.db, "PING_AFTER_IDLE_SECONDS", 0.0)
+    try:
+        gone = _backend_pid(engine)
+        with psycopg.connect(fresh_pg_url.replace("+psycopg", ""), autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (gone,))
+        replaced = _backend_pid(engine)  # no OperationalError: the ping found it dead
+        assert replaced != gone
+    finally:
+        engine.dispose()

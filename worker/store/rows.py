@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from worker.parse import ambiguous_eastern, ambiguous_eastern_between
 from worker.resources import Resource
 from worker.store.letters import BadRecordLetter
+from worker.store.staging import page_savepoint
 from worker.store.upsert import UpsertCounts, upsert_page
 
 log = structlog.get_logger()
@@ -42,7 +43,7 @@ def write_rows(
     if session.get_bind().dialect.name != "postgresql":
         return _guarded(session, resource, list(rows), options), []
     try:
-        with session.begin_nested():
+        with page_savepoint(session):
             return _guarded(session, resource, list(rows), options), []
     except REFUSED:
         log.warning("sync.page_refused", rows=len(rows))

@@ -15,6 +15,11 @@ department's zone behind ``start_at``, the ``hidden`` flag of a department). Mig
 backfills existing rows with the same expression; a row whose hash is NULL or stale (written by
 an older version) differs once, is rewritten, and is then left alone.
 
+The page's savepoint (``page_savepoint``: a refused value must not cost the page's transaction)
+travels with the staging table's ``CREATE … IF NOT EXISTS`` in one simple-query round trip and is
+never released (the commit ends it): together with the pool's ping-when-idle, a page is BEGIN,
+SAVEPOINT + CREATE, COPY, upsert, its progress, COMMIT.
+
 The staged rows stay until the commit empties the table (cheaper than deleting them with the
 statement that moves them); a second upsert in the same transaction (the row-by-row fallback, a
 row of the repeated hour) deletes them first. A refused COPY rolls back with its savepoint.
@@ -25,7 +30,8 @@ from __future__ import annotations
 import json
 import weakref
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -191,6 +197,35 @@ def _staged_before(session: Session, shape: Shape) -> bool:
     return before is not None and before() is current
 
 
+PAGE_SAVEPOINT = "athena_page"
+_PENDING = "athena_page_savepoint"  # session.info: the savepoint is to be sent / was sent
+
+
+@contextmanager
+def page_savepoint(session: Session) -> Iterator[None]:
+    """A savepoint around the upserts inside: an error inside rolls back to it, leaving the
+    caller's transaction usable. It is sent with the first upsert's first statement (no round
+    trip of its own) and not released."""
+    session.info[_PENDING] = "pending"
+    try:
+        yield
+    except BaseException:
+        if session.info.get(_PENDING) == "sent":
+            session.connection().exec_driver_sql(f"ROLLBACK TO SAVEPOINT {PAGE_SAVEPOINT}")
+        raise
+    finally:
+        session.info.pop(_PENDING, None)
+
+
+def _with_savepoint(session: Session, statement: str) -> str:
+    """``statement`` preceded by the page savepoint when one is pending (simple query protocol:
+    both in one round trip)."""
+    if session.info.get(_PENDING) != "pending":
+        return statement
+    session.info[_PENDING] = "sent"
+    return f"SAVEPOINT {PAGE_SAVEPOINT}; {statement}"
+
+
 def copy_upsert(
     session: Session,
     shape: Shape,
@@ -205,7 +240,7 @@ def copy_upsert(
     dbapi = session.connection().connection.dbapi_connection
     assert isinstance(dbapi, psycopg.Connection)
     params = {"now": now, "run_id": run_id, "ceiling": ceiling}
-    statement = shape.create
+    statement = _with_savepoint(session, shape.create)
     try:
         with dbapi.cursor() as cursor:
             cursor.execute(statement)
