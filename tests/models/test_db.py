@@ -9,7 +9,6 @@ import pytest
 import sqlalchemy as sa
 
 import worker.db
-
 from models import SyncState
 from worker.db import make_engine, normalize_url, session_factory
 
@@ -74,9 +73,7 @@ def _backend_pid(engine: sa.Engine) -> int:
         return int(connection.execute(sa.text("SELECT pg_backend_pid()")).scalar_one())
 
 
-def test_a_connection_back_a_moment_ago_is_not_pinged_and_an_idle_one_is(
-    fresh_pg_url, monkeypatch
-):
+def test_a_connection_back_a_moment_ago_is_not_pinged_and_an_idle_one_is(fresh_pg_url, monkeypatch):
     """A sync checks a connection out once per page: pinging each checkout was a round trip
     per page. One idle for PING_AFTER_IDLE_SECONDS is pinged as before."""
     engine = make_engine(fresh_pg_url)
