@@ -65,19 +65,15 @@ EASTERN_TIMES = {
 }
 
 
+_ID_ITEMS = tuple(IDS.items())
+_TEXT_ITEMS = tuple(TEXT.items())
+
+
 def _zone_for(department_id: str, timezones: Mapping[str, str], fallback: str | None) -> str:
     zone = timezones.get(department_id) or fallback
     if not zone:
         raise BadRecord("no time zone known for the appointment's department", "departmentid")
     return zone
-
-
-def _plain(value: Any) -> bool:
-    """None, or non-empty ASCII text without surrounding blanks: what ``parse_id`` and
-    ``parse_str`` would return unchanged."""
-    return value is None or (
-        type(value) is str and value.isascii() and value.strip() == value and value != ""
-    )
 
 
 class AppointmentRow(TypedDict):
@@ -143,13 +139,22 @@ def to_row(
         "appointment_id": appointment_id,
         "department_id": department_id,
     }
-    # Most of these are absent or plain text: those skip the parser (same answer, no call).
-    for column, key in IDS.items():
+    # Most of these are absent or plain text (non-empty ASCII without surrounding blanks): those
+    # skip the parser, which would return them unchanged (written out: 17 times per record).
+    for column, key in _ID_ITEMS:
         value = get(key)
-        row[column] = value if _plain(value) else parse_id(value, key, required=False)
-    for column, key in TEXT.items():
+        if value is not None and not (
+            type(value) is str and value.isascii() and value.strip() == value and value
+        ):
+            value = parse_id(value, key, required=False)
+        row[column] = value
+    for column, key in _TEXT_ITEMS:
         value = get(key)
-        row[column] = value if _plain(value) else parse_str(value, key)
+        if value is not None and not (
+            type(value) is str and value.isascii() and value.strip() == value and value
+        ):
+            value = parse_str(value, key)
+        row[column] = value
     zone = _zone_for(department_id, timezones, fallback_zone)
     local_date = parse_date(get("date"), "date", required=True)
     local_time = parse_hhmm(get("starttime"), "starttime", required=True)

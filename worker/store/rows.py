@@ -19,7 +19,7 @@ from worker.parse import ambiguous_eastern, ambiguous_eastern_between
 from worker.resources import Resource
 from worker.store.letters import BadRecordLetter
 from worker.store.staging import page_savepoint
-from worker.store.upsert import UpsertCounts, upsert_page
+from worker.store.upsert import Prepared, UpsertCounts, upsert_page
 
 log = structlog.get_logger()
 # What the database (or the driver, encoding the row) refuses about a row's values: a NUL, a
@@ -35,16 +35,18 @@ def write_rows(
     *,
     run_id: int | None,
     now: datetime,
+    prepared: Prepared | None = None,
 ) -> tuple[UpsertCounts, list[BadRecordLetter]]:
     """The page in one statement; if Postgres refuses a value in it (a NUL character, a number
     too large), find the refused rows one by one in savepoints. Returns the counts and a letter
-    per refused row (``sources[i]`` is the record row ``i`` was mapped from)."""
+    per refused row (``sources[i]`` is the record row ``i`` was mapped from). ``prepared``:
+    ``prepare_page`` of ``rows``, made ahead."""
     options: dict[str, Any] = {"run_id": run_id, "now": now}
     if session.get_bind().dialect.name != "postgresql":
         return _guarded(session, resource, list(rows), options), []
     try:
         with page_savepoint(session):
-            return _guarded(session, resource, list(rows), options), []
+            return _guarded(session, resource, rows, options, prepared), []
     except REFUSED:
         log.warning("sync.page_refused", rows=len(rows))
     total, refused = UpsertCounts(), []
@@ -59,16 +61,28 @@ def write_rows(
 
 
 def _guarded(
-    session: Session, resource: Resource, rows: list[dict[str, Any]], options: dict[str, Any]
+    session: Session,
+    resource: Resource,
+    rows: Sequence[dict[str, Any]],
+    options: dict[str, Any],
+    prepared: Prepared | None = None,
 ) -> UpsertCounts:
     """Upsert with the resource's "never older over newer" guard. A guard time in the hour that
     repeats when daylight time ends was read as its first pass but may mean the second, an hour
-    later: such a row (rare) is written alone, refused only if the stored time is later still."""
+    later: such a row (rare) is written alone, refused only if the stored time is later still.
+    ``prepared`` serves only the statement writing all of ``rows``."""
     guard = resource.guard_column
     if guard is None:
-        return upsert_page(session, resource.model, rows, **options)
+        return upsert_page(session, resource.model, rows, prepared=prepared, **options)
     ordered, uncertain = _split_uncertain(rows, guard)
-    total = upsert_page(session, resource.model, ordered, guard_column=guard, **options)
+    total = upsert_page(
+        session,
+        resource.model,
+        ordered,
+        guard_column=guard,
+        prepared=prepared if ordered is rows else None,
+        **options,
+    )
     for row in uncertain:
         ceiling = row[guard] + timedelta(hours=1)
         total += upsert_page(
@@ -78,8 +92,8 @@ def _guarded(
 
 
 def _split_uncertain(
-    rows: list[dict[str, Any]], guard: str
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    rows: Sequence[dict[str, Any]], guard: str
+) -> tuple[Sequence[dict[str, Any]], list[dict[str, Any]]]:
     """(rows whose guard time is certain, rows whose guard time falls in a repeated hour); the
     page's range of guard times is looked at first, so most pages need no look at each row."""
     stamps = [stamp for stamp in map(methodcaller("get", guard), rows) if stamp is not None]

@@ -20,6 +20,12 @@ travels with the staging table's ``CREATE … IF NOT EXISTS`` in one simple-quer
 never released (the commit ends it): together with the pool's ping-when-idle, a page is BEGIN,
 SAVEPOINT + CREATE, COPY, upsert, its progress, COMMIT.
 
+A page's COPY stream can be made ahead, off the thread that writes (``encode``, called by
+``upsert.prepare_page`` in the fetch-ahead thread, after mapping): the writer then only sends
+bytes and waits for Postgres, and the Python work of the next page overlaps Postgres's work on
+this one. It is the same stream ``Shape.write`` sends (a test holds them equal); when psycopg's
+formatter cannot be had, or the connection's encoding is not UTF-8, the writer makes it itself.
+
 The staged rows stay until the commit empties the table (cheaper than deleting them with the
 statement that moves them); a second upsert in the same transaction (the row-by-row fallback, a
 row of the repeated hour) deletes them first. A refused COPY rolls back with its savepoint.
@@ -81,12 +87,13 @@ class Shape:
     jsonb: tuple[str, ...]
     zoned: tuple[str, ...]
     upsert: str
+    guard: str | None
 
     def values(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
         """One row as the COPY sends it."""
         return (*self.plain(row), *(_encode(row[name]) for name in self.jsonb))
 
-    def write(self, copy: psycopg.Copy, rows: Sequence[Mapping[str, Any]]) -> None:
+    def write(self, copy: psycopg.Copy | _Stream, rows: Sequence[Mapping[str, Any]]) -> None:
         """Every row into the COPY; for ``raw`` alone (every appointment) without a call per
         row but orjson's."""
         if len(self.jsonb) != 1:
@@ -101,6 +108,53 @@ class Shape:
             except TypeError:  # what orjson refuses: the careful way
                 encoded = _encode(raw)
             write((*plain(row), encoded))
+
+
+def _formatter_class() -> Any:
+    """psycopg's binary COPY formatter (not public API: None if a version moved it)."""
+    try:
+        from psycopg._copy_base import BinaryFormatter
+    except ImportError:  # pragma: no cover - depends on the installed psycopg
+        return None
+    return BinaryFormatter
+
+
+_FORMATTER = _formatter_class()
+_ADAPTERS = psycopg.adapt.AdaptersMap(psycopg.adapters)
+_ADAPTERS.register_dumper(None, _EncodedJsonb)
+
+
+class _Stream:
+    """Stands in for ``psycopg.Copy`` in ``Shape.write``: each row formatted into one buffer."""
+
+    def __init__(self, formatter: Any) -> None:
+        self.formatter = formatter
+        self.data = bytearray()
+
+    def write_row(self, row: Sequence[Any]) -> None:
+        self.data += self.formatter.write_row(row)
+
+    def end(self) -> bytes:
+        self.data += self.formatter.end()
+        return bytes(self.data)
+
+
+def encode(shape: Shape, rows: Sequence[Mapping[str, Any]]) -> bytes | None:
+    """The whole binary COPY stream of ``rows`` (signature, rows, trailer) as ``copy_upsert``
+    would send it over a UTF-8 connection, made without one; None when it cannot be made here
+    (the writer then makes it itself, and reports what is wrong as it always did)."""
+    if _FORMATTER is None or not rows:
+        return None
+    transformer = psycopg.adapt.Transformer(_ADAPTERS)
+    oids = [_ADAPTERS.types.get_oid(name) for name in shape.types]
+    transformer.set_dumper_types(oids, Format.BINARY)
+    stream = _Stream(_FORMATTER(transformer))
+    try:
+        _check_zoned(shape, rows)
+        shape.write(stream, rows)
+    except Exception:  # the writer meets it again, where it is handled
+        return None
+    return stream.end()
 
 
 def hash_sql(columns: Sequence[str], alias: str | None = None) -> str:
@@ -164,6 +218,7 @@ def shape(
         jsonb=jsonb,
         zoned=tuple(n for n in names if isinstance(table.c[n].type, UTCDateTime)),
         upsert=upsert,
+        guard=guard,
     )
 
 
@@ -234,11 +289,16 @@ def copy_upsert(
     now: datetime,
     run_id: int | None,
     ceiling: datetime | None,
+    stream: bytes | None = None,
 ) -> tuple[int, int]:
-    """Stage ``rows`` and upsert them in the session's transaction; (inserted, written)."""
-    _check_zoned(shape, rows)
+    """Stage ``rows`` and upsert them in the session's transaction; (inserted, written).
+    ``stream``: the rows' COPY stream made ahead (``encode``), if any."""
     dbapi = session.connection().connection.dbapi_connection
     assert isinstance(dbapi, psycopg.Connection)
+    if stream is not None and dbapi.info.encoding != "utf-8":
+        stream = None
+    if stream is None:
+        _check_zoned(shape, rows)
     params = {"now": now, "run_id": run_id, "ceiling": ceiling}
     statement = _with_savepoint(session, shape.create)
     try:
@@ -248,8 +308,11 @@ def copy_upsert(
                 cursor.execute(statement := shape.clear)
             cursor.adapters.register_dumper(None, _EncodedJsonb)
             with cursor.copy(statement := shape.copy) as copy:
-                copy.set_types(list(shape.types))
-                shape.write(copy, rows)
+                if stream is not None:
+                    copy.write(stream)
+                else:
+                    copy.set_types(list(shape.types))
+                    shape.write(copy, rows)
             cursor.execute(statement := shape.upsert, params, prepare=True)
             inserted, written = cursor.fetchone() or (0, 0)
     except psycopg.Error as exc:

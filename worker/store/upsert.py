@@ -31,7 +31,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from models import BOOKKEEPING_COLUMNS, Base, UTCDateTime
-from worker.store.staging import copy_upsert, shape
+from worker.store.staging import Shape, copy_upsert, encode, shape
 
 # SQLite caps bind parameters per statement (32766): its key lookups go in chunks that fit.
 MAX_BIND_PARAMS = 30_000
@@ -136,6 +136,44 @@ def _existing(session: Session, table: sa.Table, pk: Sequence[str], keys: list[K
     return {tuple(row) for row in session.execute(query)}
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A page's rows checked and in binary COPY form, made before the write (``prepare_page``):
+    valid for that very list of rows (``rows`` is compared by identity)."""
+
+    rows: Sequence[Mapping[str, Any]]
+    shape: Shape
+    stream: bytes
+
+
+def _page_shape(
+    table: sa.Table, rows: Sequence[Mapping[str, Any]], guard: str | None, ceiling: bool
+) -> tuple[tuple[str, ...], tuple[str, ...], Shape]:
+    pk = tuple(column.name for column in table.primary_key.columns)
+    columns = tuple(_data_columns(table, rows, pk))
+    names = tuple(c.name for c in table.c if c.name in pk or c.name in columns)
+    return pk, columns, shape(table, names, pk, guard, ceiling)
+
+
+def prepare_page(
+    model: type[Base], rows: Sequence[Mapping[str, Any]], *, guard_column: str | None = None
+) -> Prepared | None:
+    """The Postgres write of ``rows`` made ahead (no session, no I/O: the fetch-ahead thread
+    calls it after mapping), or None when the writer must do it all itself: no rows, a key
+    given twice, anything the checks or the encoding refuse (the writer raises it there)."""
+    if not rows:
+        return None
+    table = _table(model)
+    try:
+        pk, _, page_shape = _page_shape(table, rows, guard_column, False)
+    except ValueError:
+        return None
+    if len(_dedupe(rows, pk)) != len(rows):
+        return None
+    stream = encode(page_shape, rows)
+    return None if stream is None else Prepared(rows, page_shape, stream)
+
+
 def upsert_page(
     session: Session,
     model: type[Base],
@@ -145,28 +183,41 @@ def upsert_page(
     now: datetime,
     guard_column: str | None = None,
     guard_ceiling: datetime | None = None,
+    prepared: Prepared | None = None,
 ) -> UpsertCounts:
     """Insert new rows, update changed ones, leave identical ones untouched; return the counts.
 
     ``guard_column`` (``"last_modified_at"`` for appointments) makes an older value never
     overwrite a newer one; rows refused that way count as unchanged. ``guard_ceiling``, for a
     page whose guard time is uncertain, is the latest instant it could stand for.
+    ``prepared``: ``prepare_page`` of these very rows (used on Postgres when it fits).
     """
     if not rows:
         return UpsertCounts()
     table = _table(model)
-    pk = tuple(column.name for column in table.primary_key.columns)
-    columns = tuple(_data_columns(table, rows, pk))
-    page = _dedupe(rows, pk)
-    if session.get_bind().dialect.name == "postgresql":
-        names = tuple(c.name for c in table.c if c.name in pk or c.name in columns)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if (
+        postgres
+        and prepared is not None
+        and prepared.rows is rows
+        and guard_ceiling is None
+        and prepared.shape.guard == guard_column
+    ):
         inserted, written = copy_upsert(
             session,
-            shape(table, names, pk, guard_column, guard_ceiling is not None),
-            page,
+            prepared.shape,
+            rows,
             now=now,
             run_id=run_id,
-            ceiling=guard_ceiling,
+            ceiling=None,
+            stream=prepared.stream,
+        )
+        return UpsertCounts(inserted, written - inserted, len(rows) - written)
+    pk, columns, page_shape = _page_shape(table, rows, guard_column, guard_ceiling is not None)
+    page = _dedupe(rows, pk)
+    if postgres:
+        inserted, written = copy_upsert(
+            session, page_shape, page, now=now, run_id=run_id, ceiling=guard_ceiling
         )
         updated = written - inserted
     else:

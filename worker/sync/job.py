@@ -22,6 +22,7 @@ from worker.settings import Settings
 from worker.store.letters import add_record_letters, resolve_record_letters
 from worker.store.rows import write_rows
 from worker.store.runs import Counts, save_progress, utcnow
+from worker.store.upsert import prepare_page
 from worker.sync.pages import MappedPage, map_records
 from worker.sync.prefetch import fetch_ahead
 from worker.units import Unit
@@ -54,6 +55,12 @@ class SyncContext:
     clock: Callable[[], datetime] = utcnow
     on_progress: ProgressHook | None = None
     fence: FenceHook | None = None
+
+    @property
+    def prepare_writes(self) -> bool:
+        """Whether pages' writes are made ahead (Postgres: see ``prepare_page``)."""
+        bind = self.sessions.kw.get("bind")
+        return bind is not None and bind.dialect.name == "postgresql"
 
 
 @dataclass
@@ -170,6 +177,7 @@ def write_page(job: Job, session: Session, page: Page, mapped: MappedPage) -> Co
         mapped.sources,
         run_id=job.run_id,
         now=now,
+        prepared=mapped.prepared,
     )
     for letter in refused:
         mapped.bad.append(letter)
@@ -214,7 +222,15 @@ def write_page(job: Job, session: Session, page: Page, mapped: MappedPage) -> Co
 
 
 def map_page(job: Job, records: list[Any], context: dict[str, Any]) -> MappedPage:
+    """The page's rows and letters; on Postgres also its write made ahead (``prepare_page``),
+    as mappers run in the fetch-ahead thread: the writing thread then only waits for Postgres.
+    """
     resource = resource_for(job.unit.resource)
-    return map_records(
+    mapped = map_records(
         records, resource=resource, practice_id=job.unit.practice_id, context=context
     )
+    if job.ctx.prepare_writes:
+        mapped.prepared = prepare_page(
+            resource.model, mapped.rows, guard_column=resource.guard_column
+        )
+    return mapped

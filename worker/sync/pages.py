@@ -9,6 +9,7 @@ from typing import Any
 from worker.jsonsafe import Storable
 from worker.parse import BadRecord
 from worker.store.letters import BadRecordLetter
+from worker.store.upsert import Prepared
 
 
 @dataclass
@@ -21,9 +22,13 @@ class MappedPage:
     bad: list[BadRecordLetter] = field(default_factory=list)
     seen_ids: set[str] = field(default_factory=set)
     good_ids: list[str] = field(default_factory=list)
+    prepared: Prepared | None = None
+    """The rows' Postgres write made ahead (``prepare_page``), valid while ``rows`` is
+    unchanged (a row taken out or added makes it unused)."""
 
     def extend(self, other: MappedPage) -> None:
         """Append another mapped page's results to this one."""
+        self.prepared = None
         self.rows += other.rows
         self.sources += other.sources
         self.bad += other.bad
