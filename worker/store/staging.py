@@ -134,12 +134,12 @@ class _Stream:
     def write_row(self, row: Sequence[Any]) -> None:
         self.data += self.formatter.write_row(row)
 
-    def end(self) -> bytes:
+    def end(self) -> bytearray:
         self.data += self.formatter.end()
-        return bytes(self.data)
+        return self.data
 
 
-def encode(shape: Shape, rows: Sequence[Mapping[str, Any]]) -> bytes | None:
+def encode(shape: Shape, rows: Sequence[Mapping[str, Any]]) -> bytearray | None:
     """The whole binary COPY stream of ``rows`` (signature, rows, trailer) as ``copy_upsert``
     would send it over a UTF-8 connection, made without one; None when it cannot be made here
     (the writer then makes it itself, and reports what is wrong as it always did)."""
@@ -289,7 +289,7 @@ def copy_upsert(
     now: datetime,
     run_id: int | None,
     ceiling: datetime | None,
-    stream: bytes | None = None,
+    stream: bytearray | None = None,
 ) -> tuple[int, int]:
     """Stage ``rows`` and upsert them in the session's transaction; (inserted, written).
     ``stream``: the rows' COPY stream made ahead (``encode``), if any."""

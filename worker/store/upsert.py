@@ -143,7 +143,7 @@ class Prepared:
 
     rows: Sequence[Mapping[str, Any]]
     shape: Shape
-    stream: bytes
+    stream: bytearray
 
 
 def _page_shape(
