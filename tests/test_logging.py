@@ -58,9 +58,11 @@ def test_safe_summary_keeps_our_own_messages_and_drops_driver_text() -> None:
     assert theirs.startswith("DataError(ValueError) at ") and "secret" not in theirs
 
 
-def _json_lines(configure_and_log) -> list[dict]:
+def _json_lines(configure_and_log, libraries_level: str = "WARNING") -> list[dict]:
     stream = io.StringIO()
-    configure_logging(settings_from_env({"LOG_FORMAT": "json"}), stream=stream)
+    configure_logging(
+        settings_from_env({"LOG_FORMAT": "json"}), stream=stream, libraries_level=libraries_level
+    )
     try:
         configure_and_log()
     finally:
@@ -96,3 +98,40 @@ def test_library_records_are_json_lines_with_their_own_level_and_no_exception_te
     )
     assert failed["level"] == "error" and failed["error"].startswith("DataError(ValueError) at ")
     assert "Zoë-secret-name" not in json.dumps(failed)
+
+
+def test_celerys_task_failure_and_retry_lines_carry_no_exception_text() -> None:
+    """Celery formats the exception's text into the message itself (``Task %(name)s[%(id)s]
+    %(description)s: %(exc)s``, its retry line too), so removing the traceback is not enough."""
+    import logging
+
+    from celery.app import trace
+
+    def log() -> None:
+        context = {
+            "hostname": "w1",
+            "id": "abc-1",
+            "name": "tasks.sync_tasks.run_unit",
+            "args": "('195900',)",
+            "kwargs": "{}",
+            "traceback": "…",
+            "description": "raised unexpected",
+            "internal": False,
+        }
+        logger = logging.getLogger("celery.app.trace")
+        try:
+            raise _database_error()
+        except sa.exc.DataError as exc:
+            context["exc"] = repr(exc)
+            logger.error(trace.LOG_FAILURE.strip(), context, exc_info=True)
+        logger.info(trace.LOG_RETRY.strip(), {**context, "exc": "Retry in 5s: Zoë-secret-name"})
+
+    failed, retried = _json_lines(log, libraries_level="INFO")  # as a worker logs
+    text = json.dumps([failed, retried])
+    assert "Zoë-secret-name" not in text
+    assert failed["event"].startswith(
+        "Task tasks.sync_tasks.run_unit[abc-1] raised unexpected: DataError(ValueError) at "
+    )
+    assert (
+        retried["event"] == "Task tasks.sync_tasks.run_unit[abc-1] retry: [exception text withheld]"
+    )

@@ -81,6 +81,29 @@ def _safe_exception(_: Any, __: str, event: MutableMapping[str, Any]) -> Mutable
     return event
 
 
+_WITHHELD = "[exception text withheld]"
+
+
+def _library_exception_text(
+    _: Any, __: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """A library's line that formats an exception's text into its message (Celery's "Task …
+    raised unexpected: %(exc)s", its retry line) is formatted again with the safe summary in
+    its place: a database error's text may quote a record's values."""
+    args = event.pop("positional_args", None)  # never rendered: they may quote anything
+    record = event.get("_record")
+    if record is None or not isinstance(args, dict) or "exc" not in args:
+        return event
+    exc_info = event.get("exc_info")
+    exc = exc_info[1] if isinstance(exc_info, tuple) else None
+    safe = {**args, "exc": safe_summary(exc) if exc is not None else _WITHHELD}
+    try:
+        event["event"] = str(record.msg) % safe
+    except (TypeError, KeyError, ValueError):
+        event["event"] = f"{record.name}: a line about an exception ({_WITHHELD})"
+    return event
+
+
 LOGGER_NAME = "athena_sync"
 """The stdlib logger every structlog event goes through (its level is LOG_LEVEL)."""
 
@@ -113,7 +136,8 @@ def configure_logging(
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+        pass_foreign_args=True,  # for _library_exception_text, which removes them
+        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name, _library_exception_text],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             _redact,
