@@ -3,7 +3,9 @@
 Each prefork pool process counts in its own files under ``PROMETHEUS_MULTIPROC_DIR`` (a fresh,
 empty directory per worker start, removed at shutdown); the main process serves ``/metrics`` on
 ``METRICS_PORT`` and sums every process's files, those of pool processes that already exited
-included, so counters never go back when a pool process is replaced.
+included, so counters never go back when a pool process is replaced. A worker killed outright
+(SIGKILL, OOM) cannot remove its directory: the next worker start on the host removes those whose
+owner process is gone (``sweep_orphans``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,38 @@ from worker.settings import Settings
 
 log = structlog.get_logger()
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+PREFIX = "athena-sync-metrics-"
+OWNER_FILE = "owner.pid"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
+
+
+def sweep_orphans(parent: Path | None = None) -> list[Path]:
+    """Remove metrics directories (ours: this user's, named ``PREFIX``…) whose owner process is
+    gone; return them. One without an owner file (an older version's, or one being created this
+    instant) is left alone."""
+    removed = []
+    for directory in Path(parent or tempfile.gettempdir()).glob(PREFIX + "*"):
+        try:
+            if directory.stat().st_uid != os.getuid():
+                continue
+            owner = int((directory / OWNER_FILE).read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if not _alive(owner):
+            shutil.rmtree(directory, ignore_errors=True)
+            removed.append(directory)
+    if removed:
+        log.info("metrics.orphans_removed", directories=len(removed))
+    return removed
 
 
 @dataclass
@@ -53,7 +87,9 @@ def start_worker_metrics(settings: Settings) -> WorkerMetrics | None:
     multiprocess files and serve them on that port; without it do nothing (None)."""
     if settings.metrics_port is None:
         return None
-    directory = Path(tempfile.mkdtemp(prefix="athena-sync-metrics-"))
+    sweep_orphans()
+    directory = Path(tempfile.mkdtemp(prefix=PREFIX))
+    (directory / OWNER_FILE).write_text(str(os.getpid()))
     # prometheus_client picks its value class (in-memory or per-process files) from this variable
     # when first imported; set it, then choose again in case something imported it earlier. Pool
     # processes forked later inherit both.
