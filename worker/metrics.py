@@ -128,6 +128,12 @@ P = ParamSpec("P")
 R = TypeVar("R", bound=_Ended)
 
 
+def unit_recorded(resource: str, mode: str, status: str) -> None:
+    """A unit's outcome recorded without running it (a plan that could not make the unit:
+    ``failed``), so the failure counters and alerts see it as they see a unit that ran."""
+    _sink.unit(resource, mode, status, 0.0, {})
+
+
 def timed_unit(run: Callable[P, R]) -> Callable[P, R]:
     """Time a unit runner ``(ctx, unit, ...) -> RunResult`` and count its records; a runner that
     raises (a time limit) counts as ``failed`` and the exception goes on."""

@@ -7,6 +7,7 @@ from typing import Any
 
 from tests.athena.conftest import Reply, ScriptedServer, Seen
 from tests.athena.conftest import scripted as scripted
+from worker import metrics
 from worker.db import upgrade
 from worker.runtime import open_runtime
 from worker.settings import settings_from_env
@@ -39,11 +40,24 @@ def test_departments_all_refused_fail_the_appointments_plan(
         }
     )
     runtime = open_runtime(settings)
+    recorded: list[tuple[str, str, str]] = []
+
+    class Sink:
+        def __getattr__(self, _name: str) -> Any:
+            return lambda *args, **kwargs: None
+
+        def unit(self, resource: str, mode: str, status: str, *_: Any) -> None:
+            recorded.append((resource, mode, status))
+
+    metrics.install(Sink())  # type: ignore[arg-type]
     try:
         request = SyncRequest(expand_resources(["all"]), (PRACTICE,))
         results = run_request(runtime.context(), request)
     finally:
+        metrics.install(None)
         runtime.close()
+    # The failure alerts count it as they count a unit that ran and failed.
+    assert ("appointments", "incremental", "failed") in recorded
     by_resource = {r.unit.resource: r for r in results}
     assert by_resource["departments"].status == "partial"
     assert by_resource["departments"].counts.dead_lettered == 2

@@ -14,6 +14,7 @@ from typing import Any
 
 import structlog
 
+from worker import metrics
 from worker.athena.errors import AthenaError
 from worker.resources import DEPARTMENTS, REGISTRY, ReadStrategy, get_resource, resource_names
 from worker.store import departments
@@ -273,4 +274,5 @@ def _unplanned(
         )
         finish_run(session, run_id, Counts(), status="failed", now=ctx.clock(), error=error)
     log.warning("sync.unplanned", resource=name, practice_id=practice_id)
+    metrics.unit_recorded(name, request.mode, "failed")
     return RunResult(unit, run_id, "failed", error=error)
