@@ -53,7 +53,12 @@ class Sandbox:
             pid: PracticeStore(pid, config, empty=True, server_clock=clock)
             for pid in config.empty_practices
         }
-        self.tokens = TokenIssuer(config.token_mints_per_minute)
+        # Token lifetimes and the per-minute mint limit run on the sandbox's clock too, so a
+        # test advancing it sees tokens expire (monotonic: the machine's clock may step).
+        self.tokens = TokenIssuer(
+            config.token_mints_per_minute,
+            clock=lambda: time.monotonic() + clock.ahead_seconds,
+        )
         self.stats = Stats()
         self.cache = PageCache(config.cache_bytes)
         self.faults = FaultInjector(FaultConfig())

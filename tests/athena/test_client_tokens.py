@@ -78,8 +78,9 @@ def test_short_lived_tokens_shared_through_redis_are_minted_about_once_per_lifet
     redis_url: str, redis_prefix: str
 ) -> None:
     ttl, clients_count = 30, 4
-    # The clients' clock is fake (three 30-second lifetimes pass in a second or two), so the
-    # sandbox's real-time per-minute mint limit (5, as preview) sees every mint at once.
+    # The clients' clock is fake (three 30-second lifetimes pass in a second or two) and the
+    # sandbox's is advanced in step: its tokens expire and its per-minute mint limit (5, as
+    # preview) counts on the same time line, so a client using an expired token meets a 401.
     now = [time.time()]
 
     def clock() -> float:
@@ -104,10 +105,12 @@ def test_short_lived_tokens_shared_through_redis_are_minted_about_once_per_lifet
             for client in clients:
                 client.get("195900", "/ping")
             now[0] += 1
+            server.advance_clock(1)
         stats = server.stats()
         connection.close()
     mints = stats["token_mints"]
     assert stats["requests"]["/oauth2/v1/token"] == {"200": mints}, "never a 429"
+    # Every request answered 200: never one sent with a token the server had expired.
     assert stats["requests"]["/v1/{practiceid}/ping"] == {"200": span * clients_count}
     assert span / ttl <= mints <= span / (0.8 * ttl) + 1  # about once per lifetime
 
