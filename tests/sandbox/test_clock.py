@@ -41,3 +41,11 @@ def test_the_clock_never_goes_back_and_bad_requests_say_why(api: Api) -> None:
         refused = api.admin("POST", "clock", json=body)
         assert refused.status_code == 400 and "advance_seconds" in refused.json()["error"]
     assert api.admin("GET", "clock").json()["ahead_seconds"] == 0
+
+
+def test_tokens_expire_on_the_sandboxs_clock(api) -> None:
+    """Advancing the clock is time passing: a token it outlived is refused as expired."""
+    assert api.get("/v1/195900/ping").status_code == 200
+    api.server.advance_clock(3601)
+    refused = api.get("/v1/195900/ping")
+    assert refused.status_code == 401 and "expired" in refused.text
