@@ -23,18 +23,14 @@ from tests.sync.feedkit import (
     make_harness,
     requests_to,
     run,
+    run_through,
     runs,
     source,
     stored,
     truth,
 )
-from worker.athena.client import build_client
-from worker.athena.transport import build_session
 from worker.db import session_factory
-from worker.store.runs import RunResult
 from worker.store.sources import mark_feed_pending
-from worker.sync.job import SyncContext
-from worker.sync.plan import SyncRequest, run_request
 
 FEED = "/appointments/changed"
 
@@ -252,18 +248,6 @@ class RefuseLeaveUnprocessed:
             self.refused += 1
             response.status_code = 400
             response._content = b'{"error":"Invalid value for leaveunprocessed."}'
-
-
-def run_through(h: Harness, hook: Callable[..., None]) -> list[RunResult]:
-    """A ``changed`` request whose HTTP responses pass through ``hook`` first."""
-    http = build_session(h.settings)
-    http.hooks["response"].append(hook)
-    client = build_client(h.settings, session=http)
-    ctx = SyncContext(client, session_factory(h.engine), h.settings, run_group="hooked")
-    try:
-        return run_request(ctx, SyncRequest(("appointments",), (PRACTICE,), "changed"))
-    finally:
-        client.close()
 
 
 def test_a_server_refusing_leaveunprocessed_is_asked_without_it(fed: Harness) -> None:
