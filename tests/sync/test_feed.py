@@ -6,6 +6,7 @@ Runs are made as the beat makes them (today's horizon): ``changed`` reads the fe
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -185,6 +186,32 @@ def test_an_older_delivery_never_overwrites_a_newer_row(
         (result,) = run(h, "changed")  # one change per page: the older one alone, then the newer
         assert result.counts.fetched == 2 and result.counts.updated == 0
         assert stored(h)[ident] == newest
+
+
+def drop_lastmodified(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+    """A feed answer whose records carry no ``lastmodified``."""
+    if "/appointments/changed" not in (response.request.url or "") or not response.ok:
+        return
+    body = response.json()
+    for record in body.get("appointments", []):
+        record.pop("lastmodified", None)
+    response._content = json.dumps(body).encode()
+
+
+def test_a_feed_record_without_lastmodified_never_replaces_a_timed_row(fed: Harness) -> None:
+    change = fed.server.mutate(PRACTICE, modify=2)
+    before = stored(fed)
+    (result,) = run_through(fed, drop_lastmodified)
+    assert result.status == "succeeded" and result.counts.fetched == 2
+    assert result.counts.updated == result.counts.inserted == 0  # cannot be shown newer
+    after = stored(fed)
+    for ident in changed_ids(change):
+        assert after.get(ident) == before.get(ident) != truth(fed)[ident]
+    # The listing, whose records carry the time, brings the change.
+    polling = fed.settings.with_overrides(sync_appointments_source="booked")
+    assert run(fed, "incremental", settings=polling)
+    for ident in in_horizon(fed, changed_ids(change)):
+        assert stored(fed)[ident] == truth(fed)[ident]
 
 
 def test_a_malformed_feed_record_is_a_record_letter_and_the_rest_lands(fed: Harness) -> None:
