@@ -135,9 +135,11 @@ class SandboxConfig:
     ``unserved_endpoints`` (``PRACTICEID:/path``) answer 404 "Unknown API path." there, as an
     endpoint this environment lacks; a changed-data subscription is readable
     ``subscription_activation_seconds`` (sandbox clock) after it is first requested (403 before,
-    as the real API during activation); ``empty_practices`` are served but hold no departments,
-    providers, appointment types or appointments (like a fresh preview practice); any other
-    numeric practice answers 404 "Invalid practice.".
+    as the real API during activation); changes a feed read marked processed are served again
+    by ``showprocessed…`` for ``processed_retention_seconds`` (sandbox clock) after that read
+    (None: for ever; athenahealth keeps them a limited time); ``empty_practices`` are served
+    but hold no departments, providers, appointment types or appointments (like a fresh
+    preview practice); any other numeric practice answers 404 "Invalid practice.".
     """
 
     seed: int = 1
@@ -147,6 +149,7 @@ class SandboxConfig:
     forbidden_endpoints: tuple[str, ...] = ()
     unserved_endpoints: tuple[str, ...] = ()
     subscription_activation_seconds: float = 0.0
+    processed_retention_seconds: float | None = None
     departments: int = 6
     providers: int = 12
     appointment_types: int = 20
@@ -185,6 +188,9 @@ class SandboxConfig:
                 )
         if not self.subscription_activation_seconds >= 0:
             raise ConfigError("subscription_activation_seconds must not be negative")
+        retention = self.processed_retention_seconds
+        if retention is not None and not retention >= 0:
+            raise ConfigError("processed_retention_seconds must not be negative")
         for name in ("departments", "providers", "appointment_types", "days"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")

@@ -14,7 +14,9 @@ What it serves (ATHENA_API.md §2.8), and the sandbox's choices where the real A
   time, to the second) unless ``leaveunprocessed=true``; ``offset`` skips unprocessed changes,
   so following ``next`` over a destructive read skips records. ``showprocessedstartdatetime`` /
   ``showprocessedenddatetime`` serve the changes processed in that span again (paged by
-  ``offset``), marking nothing.
+  ``offset``), marking nothing, for ``processed_retention_seconds`` (sandbox clock) after they
+  were processed when that is set (athenahealth keeps processed records a limited time; the
+  sandbox keeps them for ever by default).
 """
 
 from __future__ import annotations
@@ -60,6 +62,11 @@ class Change:
     event: str
     appointment: Appointment
     processed_at: dt.datetime | None = None
+    """When a read marked it processed: Eastern wall time, to the second (what
+    ``showprocessed…`` names)."""
+    processed_instant: dt.datetime | None = None
+    """The same moment, aware UTC (for the retention: wall times repeat when daylight time
+    ends)."""
 
 
 @dataclass(frozen=True)
@@ -95,11 +102,13 @@ class FeedPage:
 
 @dataclass
 class ChangeFeed:
-    """One practice's subscription and queue. ``now`` is the sandbox clock (aware UTC)."""
+    """One practice's subscription and queue. ``now`` is the sandbox clock (aware UTC);
+    ``retention_seconds``: how long a processed change can be served again (None: for ever)."""
 
     activation_seconds: float
     now: Callable[[], dt.datetime]
     eastern: Callable[[], dt.datetime]
+    retention_seconds: float | None = None
     events: set[str] = field(default_factory=set)
     activates_at: dt.datetime | None = None
     changes: list[Change] = field(default_factory=list)
@@ -155,20 +164,30 @@ class ChangeFeed:
             waiting = [c for c in self.changes if c.processed_at is None and query.matches(c)]
             served = tuple(waiting[query.offset : query.offset + query.limit])
             if not query.leave_unprocessed:
-                stamp = self.eastern()
+                stamp, instant = self.eastern(), self.now()
                 for change in served:
-                    change.processed_at = stamp
+                    change.processed_at, change.processed_instant = stamp, instant
             return FeedPage(served, len(waiting))
 
     def _replay(self, query: FeedQuery) -> FeedPage:
         low = query.processed_from or dt.datetime.min
         high = query.processed_to or dt.datetime.max
+        kept = self._kept_since()
         done = [
             c
             for c in self.changes
-            if c.processed_at is not None and low <= c.processed_at <= high and query.matches(c)
+            if c.processed_at is not None
+            and low <= c.processed_at <= high
+            and (kept is None or c.processed_instant is None or c.processed_instant >= kept)
+            and query.matches(c)
         ]
         return FeedPage(tuple(done[query.offset : query.offset + query.limit]), len(done))
+
+    def _kept_since(self) -> dt.datetime | None:
+        """The oldest processing instant still served again (None: every one)."""
+        if self.retention_seconds is None:
+            return None
+        return self.now() - dt.timedelta(seconds=self.retention_seconds)
 
     def counts(self) -> dict[str, int]:
         """Queued changes: unprocessed and processed."""

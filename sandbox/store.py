@@ -54,7 +54,10 @@ class PracticeStore:
         # The server's clock, Eastern wall time (stamps `lastmodified`).
         self._eastern_now: Callable[[], dt.datetime] = server_clock.eastern
         self.feed = ChangeFeed(
-            config.subscription_activation_seconds, server_clock.now, server_clock.eastern
+            config.subscription_activation_seconds,
+            server_clock.now,
+            server_clock.eastern,
+            retention_seconds=config.processed_retention_seconds,
         )
         rng = random.Random(f"{config.seed}:{practice_id}")
         sizes = (config.departments, config.providers, config.appointment_types)

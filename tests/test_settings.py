@@ -39,6 +39,8 @@ def test_environment_picks_production_host_and_overrides_win() -> None:
         ({"SYNC_RUNS_RETENTION_DAYS": "0"}, "SYNC_RUNS_RETENTION_DAYS"),
         ({"SYNC_RUNS_RETENTION_DAYS": "a month"}, "SYNC_RUNS_RETENTION_DAYS"),
         ({"SYNC_CLOCK_SKEW_SECONDS": "-1"}, "SYNC_CLOCK_SKEW_SECONDS"),
+        ({"SYNC_FEED_RECOVERY_HOURS": "0"}, "SYNC_FEED_RECOVERY_HOURS"),
+        ({"SYNC_FEED_RECOVERY_HOURS": "two"}, "SYNC_FEED_RECOVERY_HOURS"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], variable: str) -> None:
@@ -46,6 +48,17 @@ def test_bad_values_name_the_variable(env: dict[str, str], variable: str) -> Non
         settings_from_env(env)
     assert info.value.variable == variable
     assert str(info.value).startswith(variable)
+
+
+def test_feed_recovery_hours_default_to_2_and_stop_at_6() -> None:
+    assert settings_from_env({}).sync_feed_recovery_hours == 2
+    assert settings_from_env({"SYNC_FEED_RECOVERY_HOURS": "6"}).sync_feed_recovery_hours == 6
+    with pytest.raises(SettingsError) as info:
+        settings_from_env({"SYNC_FEED_RECOVERY_HOURS": "7"})
+    assert str(info.value) == (
+        "SYNC_FEED_RECOVERY_HOURS: must be at most 6 (athenahealth keeps processed changed-feed"
+        " records a limited time), got 7"
+    )
 
 
 def test_practice_list_is_parsed_and_deduplicated() -> None:

@@ -65,6 +65,7 @@ class Settings:
     sync_appointments_source: str = "changed"
     sync_multi_department: bool = True
     sync_subscription_recheck_seconds: int = 600
+    sync_feed_recovery_hours: int = 2
     athena_auto_subscribe: bool = False
 
     dead_letter_retention_days: int = 30
@@ -217,10 +218,21 @@ def _client(env: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+# athenahealth serves processed changed-feed records again for a limited time only.
+MAX_FEED_RECOVERY_HOURS = 6
+
+
 def _sync(env: Mapping[str, str]) -> dict[str, Any]:
     window = _int(env, "SYNC_WINDOW_DAYS", 31, minimum=1)
     if window > 31:
         raise SettingsError("SYNC_WINDOW_DAYS", f"must be at most 31 (one month), got {window}")
+    recovery = _int(env, "SYNC_FEED_RECOVERY_HOURS", 2, minimum=1)
+    if recovery > MAX_FEED_RECOVERY_HOURS:
+        problem = (
+            f"must be at most {MAX_FEED_RECOVERY_HOURS} (athenahealth keeps processed "
+            f"changed-feed records a limited time), got {recovery}"
+        )
+        raise SettingsError("SYNC_FEED_RECOVERY_HOURS", problem)
     return {
         "sync_days_back": _int(env, "SYNC_DAYS_BACK", 7),
         "sync_days_ahead": _int(env, "SYNC_DAYS_AHEAD", 90),
@@ -234,6 +246,7 @@ def _sync(env: Mapping[str, str]) -> dict[str, Any]:
         "sync_subscription_recheck_seconds": _int(
             env, "SYNC_SUBSCRIPTION_RECHECK_SECONDS", 600, minimum=1
         ),
+        "sync_feed_recovery_hours": recovery,
         "athena_auto_subscribe": _flag(env, "ATHENA_AUTO_SUBSCRIBE", False),
         "dead_letter_retention_days": _int(env, "DEAD_LETTER_RETENTION_DAYS", 30, minimum=1),
         "sync_runs_retention_days": _int(env, "SYNC_RUNS_RETENTION_DAYS", 30, minimum=1),

@@ -220,6 +220,67 @@ def test_missing_lastmodified_does_not_block_updates(session):
     )
 
 
+def test_a_row_without_lastmodified_never_overwrites_one_with_it(session):
+    guard = "last_modified_at"
+    upsert_page(
+        session, Appointment, [appointment("9", modified=T1)], run_id=1, now=T0, guard_column=guard
+    )
+    session.commit()
+
+    untimed = appointment("9", status="x", modified=None)
+    before = write_counter(session)
+    counts = upsert_page(session, Appointment, [untimed], run_id=2, now=T1, guard_column=guard)
+    assert write_counter(session) - before == 0
+    session.commit()
+    assert counts == UpsertCounts(inserted=0, updated=0, unchanged=1)
+    row = session.get(Appointment, ("195900", "9"))
+    assert row is not None and (row.status, row.last_modified_at, row.last_sync_run_id) == (
+        "f",
+        T1,
+        1,
+    )
+
+
+def test_a_row_without_lastmodified_overwrites_one_without_it_once(session):
+    guard = "last_modified_at"
+    upsert_page(
+        session,
+        Appointment,
+        [appointment("9", modified=None)],
+        run_id=1,
+        now=T0,
+        guard_column=guard,
+    )
+    session.commit()
+    untimed = appointment("9", status="x", modified=None)
+    counts = upsert_page(session, Appointment, [untimed], run_id=2, now=T1, guard_column=guard)
+    session.commit()
+    assert counts.updated == 1
+    before = write_counter(session)
+    again = upsert_page(session, Appointment, [untimed], run_id=3, now=T2, guard_column=guard)
+    assert write_counter(session) - before == 0
+    assert again == UpsertCounts(inserted=0, updated=0, unchanged=1)
+
+
+def test_an_untimed_row_of_the_repeated_hour_path_is_refused_too(session):
+    guard = "last_modified_at"
+    upsert_page(
+        session, Appointment, [appointment("9", modified=T1)], run_id=1, now=T0, guard_column=guard
+    )
+    session.commit()
+    untimed = appointment("9", status="x", modified=None)
+    counts = upsert_page(
+        session,
+        Appointment,
+        [untimed],
+        run_id=2,
+        now=T1,
+        guard_column=guard,
+        guard_ceiling=T2,
+    )
+    assert counts.updated == 0
+
+
 def test_without_a_guard_an_older_row_overwrites(session):
     upsert_page(session, Appointment, [appointment("9", modified=T1)], run_id=1, now=T0)
     stale = appointment("9", status="x", modified=T0)

@@ -47,6 +47,8 @@ def test_serve_answers_a_token_request() -> None:
         "195900:/appointments/booked/multipledepartment",
         "--subscription-activation-seconds",
         "30",
+        "--processed-retention-seconds",
+        "7200",
         "--envelope-error-rate",
         "0.5",
         "--legacy-throttle-rate",
@@ -73,6 +75,7 @@ def test_serve_answers_a_token_request() -> None:
         assert config["forbidden_endpoints"] == ["195900:/appointmenttypes"]
         assert config["unserved_endpoints"] == ["195900:/appointments/booked/multipledepartment"]
         assert config["subscription_activation_seconds"] == 30
+        assert config["processed_retention_seconds"] == 7200
         faults = config["faults"]
         assert (faults["envelope_error_rate"], faults["legacy_throttle_rate"]) == (0.5, 0.25)
         token = requests.post(

@@ -160,6 +160,39 @@ def test_processed_changes_are_served_again_for_a_span(subscribed: Api) -> None:
     assert missing.json()["missingfields"] == ["showprocessedenddatetime"]
 
 
+def test_processed_changes_are_served_again_only_for_the_retention() -> None:
+    config = make_config(days=90, appointments=1500, processed_retention_seconds=3600)
+    with serve_sandbox(config) as server:
+        api = Api(server)
+        assert call(api, "POST", SUBSCRIPTION).status_code == 200
+        server.mutate(PRACTICE, modify=2)
+        first = ids(feed(api))
+        server.advance_clock(1800)
+        server.mutate(PRACTICE, modify=1)
+        second = ids(feed(api))
+        span = {"showprocessedstartdatetime": eastern(server, -60)}
+        span["showprocessedenddatetime"] = eastern(server, 1)
+        assert ids(feed(api, **span)) == first + second
+        server.advance_clock(1700)  # the first read is 58 minutes old
+        assert ids(feed(api, **span)) == first + second
+        server.advance_clock(200)  # 62 minutes: forgotten; the second read is 32 minutes old
+        assert ids(feed(api, **span)) == second
+        server.advance_clock(1800)
+        assert feed(api, **span)["appointments"] == []
+        assert server.stats()["feeds"][PRACTICE] == {"unprocessed": 0, "processed": 3}
+        api.http.close()
+
+
+def test_processed_changes_are_kept_for_ever_by_default(subscribed: Api) -> None:
+    server = subscribed.server
+    server.mutate(PRACTICE, modify=2)
+    served = ids(feed(subscribed))
+    span = {"showprocessedstartdatetime": eastern(server, -1)}
+    server.advance_clock(30 * 86400)
+    span["showprocessedenddatetime"] = eastern(server, 0)
+    assert ids(feed(subscribed, **span)) == served
+
+
 def test_multipledepartment_reads_repeated_departmentid(api: Api) -> None:
     everything = {**ALL_DAYS, "showcancelled": "true", "limit": "5000"}
     one = {d: ids(api.ok(BOOKED, {**everything, "departmentid": d})) for d in ("1", "2", "3")}

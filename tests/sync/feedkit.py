@@ -12,12 +12,14 @@ import sqlalchemy as sa
 
 from sandbox import SandboxServer
 from tests.sync.conftest import PRACTICE, Harness, settings_for
-from worker.db import upgrade
+from worker.athena.client import build_client
+from worker.athena.transport import build_session
+from worker.db import session_factory, upgrade
 from worker.parse import parse_athena_datetime
 from worker.runtime import open_runtime
 from worker.settings import Settings
 from worker.store.runs import RunResult
-from worker.sync.job import ProgressHook
+from worker.sync.job import ProgressHook, SyncContext
 from worker.sync.plan import SyncRequest, default_window, expand_resources, run_request
 
 # Data around today (a third of the days before it), so the horizon below leaves the oldest
@@ -57,6 +59,26 @@ def run(
         return run_request(ctx, request)
     finally:
         runtime.close()
+
+
+def run_through(
+    h: Harness,
+    hook: Callable[..., None],
+    mode: str = "changed",
+    *,
+    settings: Settings | None = None,
+) -> list[RunResult]:
+    """An appointments request (over today's horizon) whose HTTP responses pass through
+    ``hook`` first (a ``requests`` response hook standing in for a server or gateway)."""
+    settings = settings or h.settings
+    http = build_session(settings)
+    http.hooks["response"].append(hook)
+    client = build_client(settings, session=http)
+    ctx = SyncContext(client, session_factory(h.engine), settings, run_group="hooked")
+    try:
+        return run_request(ctx, SyncRequest(("appointments",), (PRACTICE,), mode))
+    finally:
+        client.close()
 
 
 def stored(h: Harness) -> dict[str, tuple[str, datetime | None, str]]:

@@ -5,7 +5,9 @@ committing are gone from the feed. A real ``athena-sync sync appointments --mode
 process reads them; the test holds a lock on ``appointments`` so the process is stuck writing
 the page (the answer has arrived, the transaction has not committed) and kills it there with
 SIGKILL. The next run finds the marker the killed one committed before reading, reads that span
-again without marking (``showprocessed…``), and the changes land.
+again without marking (``showprocessed…``), and the changes land. A marker older than
+``SYNC_FEED_RECOVERY_HOURS`` is not read again (athenahealth, like this sandbox, serves processed
+records again for a limited time only): the gap is lettered and the listing reads the practice.
 """
 
 from __future__ import annotations
@@ -16,24 +18,43 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 
 from sandbox import SandboxServer
+from sandbox.feed import FeedQuery
 from tests.sync.conftest import PRACTICE, Harness
-from tests.sync.feedkit import changed_ids, make_harness, run, source, stored, truth
+from tests.sync.feedkit import (
+    changed_ids,
+    in_horizon,
+    make_harness,
+    run,
+    source,
+    stored,
+    truth,
+)
 
 BIN = Path(sys.executable).parent
 
 
+RETENTION = 2 * 3600  # how long the sandbox serves processed records again
+
+
 @pytest.fixture
 def fed(make_sandbox: Callable[..., SandboxServer], fresh_pg_url: str) -> Iterator[Harness]:
-    for h in make_harness(make_sandbox, fresh_pg_url, {}, {}):
+    """Subscribed, loaded, the feed read once and the listing caught up with it: from here on
+    the practice is read through the feed alone."""
+    sandbox = {"processed_retention_seconds": RETENTION}
+    for h in make_harness(make_sandbox, fresh_pg_url, sandbox, {}):
         h.server.subscribe(PRACTICE)
         run(h, "incremental", "all")
         run(h, "changed")
+        assert run(h, "incremental")  # the listing catches up with the feed once
+        assert run(h, "incremental") == []
         yield h
 
 
@@ -74,10 +95,9 @@ def _wait(predicate: Callable[[], bool], what: str, proc: subprocess.Popen[bytes
     pytest.fail(f"timed out waiting for {what}")
 
 
-def test_a_process_killed_between_read_and_commit_loses_nothing(fed: Harness) -> None:
-    change = fed.server.mutate(PRACTICE, modify=4, cancel=1, checkout=1)
-    waiting = len(changed_ids(change))
-    before = stored(fed)
+def _killed_between_read_and_commit(fed: Harness) -> None:
+    """A real ``sync appointments --mode changed`` process killed after the feed served its
+    read (and marked it processed) and before the page committed."""
     with fed.engine.connect() as blocker:
         blocker.execute(sa.text("LOCK TABLE appointments IN SHARE MODE"))  # reads pass, writes wait
         argv = ["sync", "appointments", "--mode", "changed", "--no-progress"]
@@ -105,6 +125,13 @@ def test_a_process_killed_between_read_and_commit_loses_nothing(fed: Harness) ->
             blocker.rollback()
 
     assert proc.returncode == -signal.SIGKILL
+
+
+def test_a_process_killed_between_read_and_commit_loses_nothing(fed: Harness) -> None:
+    change = fed.server.mutate(PRACTICE, modify=4, cancel=1, checkout=1)
+    waiting = len(changed_ids(change))
+    before = stored(fed)
+    _killed_between_read_and_commit(fed)
     feeds = fed.server.stats()["feeds"][PRACTICE]
     assert feeds["unprocessed"] == 0, "the killed read consumed the changes"
     assert stored(fed) == before, "nothing of the killed read was committed"
@@ -116,3 +143,67 @@ def test_a_process_killed_between_read_and_commit_loses_nothing(fed: Harness) ->
     for ident in changed_ids(change):
         assert after[ident] == expected[ident] != before.get(ident), ident
     assert source(fed)["feed_pending_since"] is None
+
+
+def test_a_marker_within_the_recovery_limit_is_read_again_hours_later(fed: Harness) -> None:
+    change = fed.server.mutate(PRACTICE, modify=3, cancel=1)
+    before = stored(fed)
+    _killed_between_read_and_commit(fed)
+    fed.server.advance_clock(90 * 60)  # SYNC_FEED_RECOVERY_HOURS is 2
+
+    (result,) = run(fed, "changed")
+    assert result.status == "succeeded" and result.counts.fetched >= 4
+    after, expected = stored(fed), truth(fed)
+    for ident in changed_ids(change):
+        assert after[ident] == expected[ident] != before.get(ident), ident
+    assert source(fed)["feed_pending_since"] is None
+    assert not fed.rows("dead_letters")
+    assert run(fed, "incremental") == [], "the practice stays with the feed"
+
+
+def test_a_marker_past_the_recovery_limit_is_lettered_and_the_listing_reads_the_gap(
+    fed: Harness,
+) -> None:
+    change = fed.server.mutate(PRACTICE, modify=4, cancel=1, checkout=1)
+    inside = in_horizon(fed, changed_ids(change))
+    outside = changed_ids(change) - inside  # the checkout at least: a visit weeks ago
+    assert inside and set(change["checkout"]) <= outside
+    before = stored(fed)
+    _killed_between_read_and_commit(fed)
+    marker = source(fed)["feed_pending_since"]
+    assert marker is not None
+    fed.server.advance_clock(3 * 3600)  # past SYNC_FEED_RECOVERY_HOURS (2) and the retention
+    lost = FeedQuery(100, processed_from=datetime(2000, 1, 1), processed_to=datetime(2100, 1, 1))
+    assert not fed.server.sandbox.store(PRACTICE).feed.read(lost).changes, "no longer served"
+
+    (result,) = run(fed, "changed")
+    assert result.status == "partial" and result.counts.dead_lettered == 1
+    assert result.note and "not read again" in result.note
+    assert stored(fed) == before
+    (letter,) = fed.rows("dead_letters")
+    assert (letter["kind"], letter["error_class"], letter["state"]) == (
+        "request",
+        "client_error",
+        "open",
+    )
+    assert letter["path"] == "/appointments/changed" and letter["task_args"] is None
+    start = marker - timedelta(seconds=fed.settings.sync_lastmodified_overlap_seconds)
+    eastern = start.astimezone(ZoneInfo("US/Eastern")).strftime("%m/%d/%Y %H:%M:%S")
+    assert letter["params"]["showprocessedstartdatetime"] == eastern
+    message = letter["error_message"]
+    assert f"from {eastern} to " in message and " Eastern (" in message
+    assert f"({start.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z to " in message
+    assert "SYNC_FEED_RECOVERY_HOURS" in message and "--mode reconcile" in message
+    assert source(fed)["feed_pending_since"] is None
+
+    # The listing reads the practice once more: every change inside the horizon lands.
+    polled = run(fed, "incremental")
+    assert polled and {r.status for r in polled} == {"succeeded"}
+    after, expected = stored(fed), truth(fed)
+    for ident in inside:
+        assert after[ident] == expected[ident] != before.get(ident), ident
+    assert run(fed, "incremental") == [], "then the practice is left to the feed again"
+    for ident in outside:  # what the letter says a reconcile over their dates is for
+        assert after.get(ident) == before.get(ident) != expected[ident], ident
+    fed.sync("appointments", mode="reconcile")
+    assert all(stored(fed)[ident] == expected[ident] for ident in outside)

@@ -107,6 +107,13 @@ def sandbox() -> None:
     "(403 until then; preview takes 10-15 minutes).",
 )
 @click.option(
+    "--processed-retention-seconds",
+    default=None,
+    type=click.FloatRange(0),
+    help="Seconds (sandbox clock) a change the feed marked processed can be read again with "
+    "showprocessedstartdatetime/enddatetime [default: for ever].",
+)
+@click.option(
     "--empty-practices",
     default="",
     help="Practices that exist but hold no data (no departments, providers or appointments).",
@@ -151,6 +158,7 @@ def serve(
     forbidden_endpoints: str,
     unserved_endpoints: str,
     subscription_activation_seconds: float,
+    processed_retention_seconds: float | None,
     empty_practices: str,
     departments: int,
     providers: int,
@@ -178,6 +186,7 @@ def serve(
             forbidden_endpoints=_ids(forbidden_endpoints),
             unserved_endpoints=_ids(unserved_endpoints),
             subscription_activation_seconds=subscription_activation_seconds,
+            processed_retention_seconds=processed_retention_seconds,
             departments=departments,
             providers=providers,
             appointment_types=appointment_types,

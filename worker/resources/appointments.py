@@ -183,6 +183,7 @@ RESOURCE = Resource(
     # them deleted; showcopay=false is documented as faster and copay is not stored.
     params={"showcancelled": "true", "showcopay": "false"},
     guard_column="last_modified_at",
+    guard_field="lastmodified",
     read=ReadStrategy.BY_DEPARTMENT,
     # The feed carries booked and cancelled appointments alike (same record shape).
     feed=Feed(

@@ -85,6 +85,9 @@ class Resource:
     """Query parameters always sent (``showcancelled=true`` …)."""
     guard_column: str | None = None
     """Column an upsert must never move backwards (``last_modified_at`` for appointments)."""
+    guard_field: str | None = None
+    """The record's field ``guard_column`` is mapped from (``lastmodified``, Eastern), read from
+    a bad record's stored copy to tell whether a clean copy is at least as new."""
     read: ReadStrategy = ReadStrategy.LISTING
     """How the engine reads it."""
     visible_params: Mapping[str, str] | None = None

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from models import DeadLetter
 from worker.athena.errors import AthenaError
 from worker.jsonsafe import is_non_finite, non_finite_name
+from worker.parse import BadRecord, parse_athena_datetime
 from worker.store.dialect import insert_for
 from worker.units import Unit
 
@@ -264,24 +265,60 @@ def _as_object(record: Any) -> dict[str, Any]:
 
 
 def resolve_record_letters(
-    session: Session, *, resource: str, practice_id: str, record_ids: Iterable[str], now: datetime
+    session: Session,
+    *,
+    resource: str,
+    practice_id: str,
+    landed: Mapping[str, datetime | None],
+    guard_field: str | None = None,
+    now: datetime,
 ) -> int:
-    """A record that now maps cleanly resolves its open letters (one statement per page)."""
-    ids = list(record_ids)
-    if not ids:
+    """Records that now map cleanly resolve their open letters, but only with a row at least as
+    new as the copy a letter holds (one or two statements per page). ``landed``: each clean id
+    with the guard time of its row (None: unknown); ``guard_field``: the record's field behind
+    that time (None: the resource has no guard, any clean copy settles). A letter whose copy has
+    a time is settled only by a row whose time is known and not older; one whose copy's time is
+    unknown, by any clean copy."""
+    if not landed:
         return 0
+    letters = sa.and_(
+        DeadLetter.kind == "record",
+        DeadLetter.state == "open",
+        DeadLetter.resource == resource,
+        DeadLetter.practice_id == practice_id,
+        DeadLetter.record_id.in_(list(landed)),
+    )
+    if guard_field is not None:
+        found = session.execute(
+            sa.select(DeadLetter.id, DeadLetter.record_id, DeadLetter.record).where(letters)
+        )
+        settled = [
+            letter_id
+            for letter_id, record_id, record in found
+            if _at_least_as_new(landed.get(record_id), _stamp(record, guard_field))
+        ]
+        if not settled:
+            return 0
+        letters = DeadLetter.id.in_(settled)
     result = session.execute(
         sa.update(DeadLetter)
-        .where(
-            DeadLetter.kind == "record",
-            DeadLetter.state == "open",
-            DeadLetter.resource == resource,
-            DeadLetter.practice_id == practice_id,
-            DeadLetter.record_id.in_(ids),
-        )
+        .where(letters)
         .values(state="resolved", resolved_at=now, resolution_note="record synced cleanly")
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _stamp(record: Any, field: str) -> datetime | None:
+    """The guard time of a letter's stored copy, or None when it has none that parses."""
+    value = record.get(field) if isinstance(record, dict) else None
+    try:
+        return parse_athena_datetime(value, field)
+    except BadRecord:
+        return None
+
+
+def _at_least_as_new(row: datetime | None, copy: datetime | None) -> bool:
+    return copy is None or (row is not None and row >= copy)
 
 
 def open_counts(session: Session) -> dict[tuple[str, str | None], int]:

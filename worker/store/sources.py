@@ -167,6 +167,12 @@ def clear_feed_pending(session: Session, practice_id: str, resource: str, *, now
     _save(session, practice_id, resource, now, feed_pending_since=None, feed_pending_run_id=None)
 
 
+def relist_after_gap(session: Session, practice_id: str, resource: str, *, now: datetime) -> None:
+    """The feed lost a span it cannot read again: it counts as started ``now``, so the listing
+    polls the practice once more (from its watermarks) before leaving it to the feed again."""
+    _save(session, practice_id, resource, now, feed_started_at=now)
+
+
 def record_multi_department(
     session: Session, practice_id: str, resource: str, *, refusal: str | None, now: datetime
 ) -> None:

@@ -169,13 +169,15 @@ def _copy_type(column: sa.Column[Any]) -> str:
 
 
 def _guard_sql(table: str, guard: str | None, ceiling: bool) -> str:
-    """The stored guard time is not after the incoming one (or after ``%(ceiling)s``, the
-    latest instant the incoming value could stand for, when that is uncertain)."""
+    """The stored guard time is NULL, or the incoming one is known and the stored one is not
+    after it (or after ``%(ceiling)s``, the latest instant the incoming value could stand for,
+    when that is uncertain): a row without a time cannot be shown newer than one with a time."""
     if guard is None:
         return ""
     limit = "%(ceiling)s" if ceiling else f"EXCLUDED.{guard}"
     return (
-        f" AND (EXCLUDED.{guard} IS NULL OR {table}.{guard} IS NULL OR {table}.{guard} <= {limit})"
+        f" AND ({table}.{guard} IS NULL"
+        f" OR (EXCLUDED.{guard} IS NOT NULL AND {table}.{guard} <= {limit}))"
     )
 
 

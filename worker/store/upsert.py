@@ -3,11 +3,12 @@
 ``upsert_page`` sends ``INSERT … ON CONFLICT (pk) DO UPDATE … WHERE <something changed>``, so
 re-syncing unchanged data writes no rows at all (no dead tuples, no WAL, no trigger noise). For
 appointments the ``WHERE`` also refuses an older ``lastmodified`` over a newer one (pages of
-different ages can race). On Postgres the page is COPYed in binary into a staging table and
-"something changed" is one comparison of ``row_hash`` (see ``worker.store.staging``); on SQLite
-it is sent executemany-style, compiled once and batched into multi-row VALUES, and every column
-is compared. Counts come without a round trip per row: on Postgres from ``RETURNING (xmax =
-0)`` counted in the same statement, on SQLite from one ``SELECT`` of the page's existing keys.
+different ages can race), and a record without one over a row that has one. On Postgres the
+page is COPYed in binary into a staging table and "something changed" is one comparison of
+``row_hash`` (see ``worker.store.staging``); on SQLite it is sent executemany-style, compiled
+once and batched into multi-row VALUES, and every column is compared. Counts come without a
+round trip per row: on Postgres from ``RETURNING (xmax = 0)`` counted in the same statement, on
+SQLite from one ``SELECT`` of the page's existing keys.
 
 Neither function commits: the caller commits the page together with its progress (watermarks,
 run counters), so a crash never records progress for rows that did not land.
@@ -100,10 +101,12 @@ def _changed(table: sa.Table, excluded: Any, columns: Sequence[str]) -> sa.Colum
 
 
 def _not_older(table: sa.Table, excluded: Any, guard: str, ceiling: bool) -> sa.ColumnElement[bool]:
-    """The stored guard time is not after the incoming one (or after ``ceiling``, the latest
-    instant the incoming value could stand for, when that is uncertain)."""
+    """The stored guard time is NULL, or the incoming one is known and the stored one is not
+    after it (or after ``ceiling``, the latest instant the incoming value could stand for, when
+    that is uncertain): as ``staging._guard_sql`` on Postgres."""
     limit = excluded[guard] if not ceiling else sa.bindparam("ceiling", type_=UTCDateTime())
-    return sa.or_(excluded[guard].is_(None), table.c[guard].is_(None), table.c[guard] <= limit)
+    known = sa.and_(excluded[guard].is_not(None), table.c[guard] <= limit)
+    return sa.or_(table.c[guard].is_(None), known)
 
 
 @lru_cache(maxsize=64)
@@ -188,7 +191,9 @@ def upsert_page(
     """Insert new rows, update changed ones, leave identical ones untouched; return the counts.
 
     ``guard_column`` (``"last_modified_at"`` for appointments) makes an older value never
-    overwrite a newer one; rows refused that way count as unchanged. ``guard_ceiling``, for a
+    overwrite a newer one, and a row without a value never overwrite one with a value (it cannot
+    be shown newer; a stored row without one may be overwritten); rows refused that way count
+    as unchanged. ``guard_ceiling``, for a
     page whose guard time is uncertain, is the latest instant it could stand for.
     ``prepared``: ``prepare_page`` of these very rows (used on Postgres when it fits).
     """

@@ -169,10 +169,11 @@ def write_page(job: Job, session: Session, page: Page, mapped: MappedPage) -> Co
     only once the transaction committed, so a rolled-back page is never counted.
     """
     unit, counts = job.unit, replace(job.counts)
+    resource = resource_for(unit.resource)
     now = job.ctx.clock()
     result, refused = write_rows(
         session,
-        resource_for(unit.resource),
+        resource,
         mapped.rows,
         mapped.sources,
         run_id=job.run_id,
@@ -201,7 +202,8 @@ def write_page(job: Job, session: Session, page: Page, mapped: MappedPage) -> Co
             session,
             resource=unit.resource,
             practice_id=unit.practice_id,
-            record_ids=mapped.good_ids,
+            landed=_landed(mapped, resource.key_column, resource.guard_column),
+            guard_field=resource.guard_field,
             now=now,
         )
     counts.api_calls = job.ctx.client.stats.requests - job.calls_base
@@ -219,6 +221,14 @@ def write_page(job: Job, session: Session, page: Page, mapped: MappedPage) -> Co
     if job.ctx.on_progress is not None:
         job.ctx.on_progress(unit, counts)
     return counts
+
+
+def _landed(mapped: MappedPage, key: str, guard: str | None) -> dict[str, Any]:
+    """Each clean id of the page with its row's guard time (None: unknown, or no guard); an id
+    given twice, its last row (the one the upsert keeps)."""
+    clean = set(mapped.good_ids)
+    rows = (row for row in mapped.rows if str(row[key]) in clean)
+    return {str(row[key]): row.get(guard) if guard else None for row in rows}
 
 
 def map_page(job: Job, records: list[Any], context: dict[str, Any]) -> MappedPage:

@@ -65,8 +65,9 @@ def map_records(
 
 
 def newest_only(page: MappedPage, *, key: str, guard: str | None) -> MappedPage:
-    """One row per id, the newest by ``guard`` (the later one on a tie): a feed may deliver the
-    same record twice in one page, and one upsert statement cannot write a row twice."""
+    """One row per id, the newest by ``guard`` (the later one on a tie, or when neither has a
+    time; one with a time over one without): a feed may deliver the same record twice in one
+    page, and one upsert statement cannot write a row twice."""
     chosen: dict[str, int] = {}
     for index, row in enumerate(page.rows):
         ident = str(row[key])
@@ -86,6 +87,8 @@ def newest_only(page: MappedPage, *, key: str, guard: str | None) -> MappedPage:
 
 
 def _not_older(row: dict[str, Any], other: dict[str, Any], guard: str | None) -> bool:
-    if guard is None or row.get(guard) is None or other.get(guard) is None:
+    """Whether ``row`` may replace ``other``: as the upsert's guard, a row without a time never
+    replaces one with a time."""
+    if guard is None or other.get(guard) is None:
         return True
-    return bool(row[guard] >= other[guard])
+    return row.get(guard) is not None and bool(row[guard] >= other[guard])

@@ -18,6 +18,11 @@ happens before the answer reaches us (ATHENA_API.md §2.8), so this reads robust
   ``RECOVERY_SPAN``, widened by ``SYNC_LASTMODIFIED_OVERLAP_SECONDS`` on both sides for clocks
   that disagree). A read that fails (timeout, 5xx, a 200 that is not the listing) is sent once
   only and its span recovered the same way at once: the failed attempt may have been marked.
+- athenahealth serves processed records again for a limited time only, so a marker older than
+  ``SYNC_FEED_RECOVERY_HOURS`` by the API's clock (asked for first when this run has not seen
+  it) is not read again: the gap becomes a ``client_error`` letter naming it, the marker is
+  cleared, and the listing polls the practice once more from its watermarks (changes inside the
+  horizon); visits outside the horizon changed in the gap need a reconcile over their dates.
 - Every record is "upsert this state": a change delivered twice, or after a newer booked read,
   writes once (the guard and the unchanged check decide); two versions of one appointment in one
   page are reduced to the newest first.
@@ -39,10 +44,11 @@ import structlog
 from worker.athena.client import Page, Reply
 from worker.athena.errors import AthenaError, FatalError, PagingError, RetriableError
 from worker.athena.paging import totalcount_of
-from worker.parse import EASTERN, to_eastern_param, zone_info
+from worker.parse import to_eastern_param
 from worker.resources import Feed, Resource
 from worker.resources import get_resource as resource_for
 from worker.store.departments import department_zones
+from worker.store.letters import add_request_letter
 from worker.store.runs import utcnow
 from worker.store.sources import (
     Source,
@@ -50,11 +56,13 @@ from worker.store.sources import (
     mark_feed_pending,
     record_feed_read,
     record_subscription,
+    relist_after_gap,
     source_state,
 )
 from worker.sync import subscriptions
 from worker.sync.job import Job, SourceUnavailable, map_page, write_page
 from worker.sync.pages import MappedPage, newest_only
+from worker.sync.read.feed_gap import eastern_end, gap_letter, gap_text
 
 log = structlog.get_logger()
 
@@ -74,19 +82,11 @@ def read_feed(job: Job) -> None:
         state = source_state(session, job.unit.practice_id, resource.name)
         zones = department_zones(session, job.unit.practice_id)
     run = FeedRun(job, resource, resource.feed, {"timezones": zones}, state)
-    run.ensure_subscribed()
-    if state.feed_pending_since is not None:
-        run.recover(state.feed_pending_since, reason="a read of an earlier run never committed")
+    pending = state.feed_pending_since
+    run.ensure_subscribed(clock_needed=pending is not None)
+    if pending is not None:
+        run.settle_marker(pending)
     run.drain()
-
-
-def eastern_end(moment: datetime) -> str:
-    """The latest Eastern wall time up to ``moment``, as a span's end: in the second pass of the
-    hour that repeats when daylight time ends, the first pass reached later wall times."""
-    local = moment.astimezone(zone_info(EASTERN))
-    if local.fold == 1:
-        return to_eastern_param(moment + timedelta(hours=1))
-    return local.strftime("%m/%d/%Y %H:%M:%S")
 
 
 def spans(
@@ -124,9 +124,10 @@ class FeedRun:
             offset = self.state.server_offset or timedelta()
         return utcnow() + offset
 
-    def ensure_subscribed(self) -> None:
+    def ensure_subscribed(self, *, clock_needed: bool = False) -> None:
         """Ask how the subscription stands when that is not known (or is old news); not active
-        ends the run as unavailable."""
+        ends the run as unavailable. ``clock_needed``: a marker's age is to be judged, so ask
+        anyway (one request) when this run has not seen the API's clock yet."""
         ctx, state = self.job.ctx, self.state
         active = state.subscription == "active"
         recheck = (
@@ -135,7 +136,8 @@ class FeedRun:
             else timedelta(seconds=ctx.settings.sync_subscription_recheck_seconds)
         )
         checked = state.subscription_checked_at
-        if active and checked is not None and ctx.clock() - checked < recheck:
+        clock_known = not clock_needed or ctx.client.clock_offset is not None
+        if active and checked is not None and ctx.clock() - checked < recheck and clock_known:
             return
         found = subscriptions.check(
             ctx.client, ctx.sessions, self.resource, self.practice_id, now=ctx.clock()
@@ -227,6 +229,34 @@ class FeedRun:
                 clear_feed_pending(session, self.practice_id, self.resource.name, now=ctx.clock())
             self.unavailable(subscriptions.refusal(error))
             raise  # unreachable: unavailable() raises
+
+    def settle_marker(self, since: datetime) -> None:
+        """A marker an earlier run left: read its span again, or, when it is older than
+        ``SYNC_FEED_RECOVERY_HOURS`` (the API may no longer serve those records again), letter
+        the gap and have the listing read the practice once more."""
+        limit = timedelta(hours=self.job.ctx.settings.sync_feed_recovery_hours)
+        now = self.server_now()
+        if now - since <= limit:
+            self.recover(since, reason="a read of an earlier run never committed")
+            return
+        ctx = self.job.ctx
+        start = since - timedelta(seconds=ctx.settings.sync_lastmodified_overlap_seconds)
+        with ctx.sessions.begin() as session:
+            self._fence(session)
+            letter = gap_letter(
+                self.job.unit,
+                self.resource,
+                start,
+                now,
+                hours=ctx.settings.sync_feed_recovery_hours,
+                task_name=ctx.task_name,
+            )
+            add_request_letter(session, letter, run_id=self.job.run_id, now=ctx.clock())
+            clear_feed_pending(session, self.practice_id, self.resource.name, now=ctx.clock())
+            relist_after_gap(session, self.practice_id, self.resource.name, now=ctx.clock())
+        self.job.counts.dead_lettered += 1
+        self.job.note = f"feed gap {gap_text(start, now)} not read again: lettered"
+        log.warning("sync.feed_gap_lettered", start=start.isoformat(), end=now.isoformat())
 
     def recover(self, since: datetime, *, reason: str) -> None:
         """Read the span since ``since`` again without marking, then clear the marker."""
