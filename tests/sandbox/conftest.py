@@ -46,6 +46,10 @@ class Api:
             self._token = response.json()["access_token"]
         return self._token
 
+    def renew(self) -> None:
+        """Take a new token next time (the sandbox's clock was advanced past this one's life)."""
+        self._token = None
+
     def get(self, path: str, params: Any = None, *, token: str | None = None) -> requests.Response:
         """GET ``path`` (absolute, e.g. ``/v1/195900/providers``) with a bearer token."""
         headers = {"Authorization": f"Bearer {token or self.token}"}

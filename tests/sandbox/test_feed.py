@@ -151,7 +151,7 @@ def test_processed_changes_are_served_again_for_a_span(subscribed: Api) -> None:
     before = {**span, "showprocessedenddatetime": eastern(server, -1)}
     assert feed(subscribed, **before)["appointments"] == []
     server.advance_clock(3600)
-    subscribed._token = None  # an hour on, the sandbox's token expired: a new one
+    subscribed.renew()  # an hour on, the sandbox's token expired
     assert ids(feed(subscribed, **span)) == served  # a span in the past
     missing = subscribed.get(
         FEED, {"showprocessedstartdatetime": span["showprocessedstartdatetime"]}
@@ -176,6 +176,7 @@ def test_processed_changes_are_served_again_only_for_the_retention() -> None:
         server.advance_clock(1700)  # the first read is 58 minutes old
         assert ids(feed(api, **span)) == first + second
         server.advance_clock(200)  # 62 minutes: forgotten; the second read is 32 minutes old
+        api.renew()  # the first token (an hour's) expired on the sandbox's clock
         assert ids(feed(api, **span)) == second
         server.advance_clock(1800)
         assert feed(api, **span)["appointments"] == []
@@ -189,6 +190,7 @@ def test_processed_changes_are_kept_for_ever_by_default(subscribed: Api) -> None
     served = ids(feed(subscribed))
     span = {"showprocessedstartdatetime": eastern(server, -1)}
     server.advance_clock(30 * 86400)
+    subscribed.renew()
     span["showprocessedenddatetime"] = eastern(server, 0)
     assert ids(feed(subscribed, **span)) == served
 
