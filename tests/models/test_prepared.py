@@ -62,7 +62,7 @@ def test_the_stream_made_ahead_is_the_one_the_writer_makes(pg: Engine, truth):
         dbapi = connection.connection.dbapi_connection
         assert isinstance(dbapi, psycopg.Connection)
         cursor = dbapi.cursor()
-        cursor.adapters.register_dumper(None, staging._EncodedJsonb)
+        cursor.adapters.register_dumper(None, staging._Jsonb)
         sent = io.BytesIO()
         with Copy(cursor, binary=True, writer=FileWriter(sent)) as copy:
             copy.set_types(list(prepared.shape.types))

@@ -63,14 +63,19 @@ _COPY_TYPES = {
 }
 
 
-class _EncodedJsonb(Dumper):
-    """A jsonb value already encoded as JSON bytes (binary format: version 1, then the text)."""
+class _Jsonb(Dumper):
+    """A JSON value as binary jsonb (version 1, then the text), encoded by orjson, or by
+    ``json`` for what orjson refuses (ints wider than 64 bits, lone surrogates: Postgres then
+    refuses the row, which is lettered)."""
 
     oid = psycopg.postgres.types["jsonb"].oid
     format = Format.BINARY
 
-    def dump(self, obj: bytes) -> bytes:
-        return b"\x01" + obj
+    def dump(self, obj: Any) -> bytes:
+        try:
+            return b"\x01" + orjson.dumps(obj)
+        except TypeError:
+            return b"\x01" + json.dumps(obj, ensure_ascii=False).encode(errors="surrogatepass")
 
 
 @dataclass(frozen=True)
@@ -80,34 +85,19 @@ class Shape:
     create: str
     clear: str
     copy: str
-    """COPY of the plain columns, then the jsonb ones (sent as JSON bytes, see ``_encode``)."""
+    """COPY of the plain columns, then the jsonb ones (dumped by ``_Jsonb``)."""
     types: tuple[str, ...]
-    plain: Any
-    """``itemgetter`` of the plain columns (a tuple: a key has two columns at least)."""
-    jsonb: tuple[str, ...]
+    values: Any
+    """``itemgetter`` of the COPY's columns, in its order (a tuple: a key has two columns)."""
     zoned: tuple[str, ...]
     upsert: str
     guard: str | None
 
-    def values(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
-        """One row as the COPY sends it."""
-        return (*self.plain(row), *(_encode(row[name]) for name in self.jsonb))
-
     def write(self, copy: psycopg.Copy | _Stream, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Every row into the COPY; for ``raw`` alone (every appointment) without a call per
-        row but orjson's."""
-        if len(self.jsonb) != 1:
-            for row in rows:
-                copy.write_row(self.values(row))
-            return
-        plain, name, write, dumps = self.plain, self.jsonb[0], copy.write_row, orjson.dumps
-        for row in rows:
-            raw = row[name]
-            try:
-                encoded = None if raw is None else dumps(raw)
-            except TypeError:  # what orjson refuses: the careful way
-                encoded = _encode(raw)
-            write((*plain(row), encoded))
+        """Every row into the COPY (its cursor has ``_Jsonb`` registered)."""
+        write = copy.write_row
+        for values in map(self.values, rows):
+            write(values)
 
 
 def _formatter_class() -> Any:
@@ -121,7 +111,7 @@ def _formatter_class() -> Any:
 
 _FORMATTER = _formatter_class()
 _ADAPTERS = psycopg.adapt.AdaptersMap(psycopg.adapters)
-_ADAPTERS.register_dumper(None, _EncodedJsonb)
+_ADAPTERS.register_dumper(None, _Jsonb)
 
 
 class _Stream:
@@ -149,8 +139,7 @@ def encode(shape: Shape, rows: Sequence[Mapping[str, Any]]) -> bytearray | None:
     oids = [_ADAPTERS.types.get_oid(name) for name in shape.types]
     transformer.set_dumper_types(oids, Format.BINARY)
     stream = _Stream(_FORMATTER(transformer))
-    try:
-        _check_zoned(shape, rows)
+    try:  # psycopg refuses a naive time for timestamptz itself (TypeError): not looked for here
         shape.write(stream, rows)
     except Exception:  # the writer meets it again, where it is handled
         return None
@@ -216,23 +205,11 @@ def shape(
         clear=f"DELETE FROM {stage}",
         copy=f"COPY {stage} ({', '.join(plain + jsonb)}) FROM STDIN (FORMAT BINARY)",
         types=tuple(types[name] for name in plain + jsonb),
-        plain=itemgetter(*plain),
-        jsonb=jsonb,
+        values=itemgetter(*plain, *jsonb),
         zoned=tuple(n for n in names if isinstance(table.c[n].type, UTCDateTime)),
         upsert=upsert,
         guard=guard,
     )
-
-
-def _encode(value: Any) -> bytes | None:
-    """A jsonb value as JSON bytes: orjson, or ``json`` for what orjson refuses (ints wider
-    than 64 bits, lone surrogates: Postgres then refuses the row, which is lettered)."""
-    if value is None:
-        return None
-    try:
-        return orjson.dumps(value)
-    except TypeError:
-        return json.dumps(value, ensure_ascii=False).encode(errors="surrogatepass")
 
 
 def _check_zoned(shape: Shape, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -308,7 +285,7 @@ def copy_upsert(
             cursor.execute(statement)
             if _staged_before(session, shape):
                 cursor.execute(statement := shape.clear)
-            cursor.adapters.register_dumper(None, _EncodedJsonb)
+            cursor.adapters.register_dumper(None, _Jsonb)
             with cursor.copy(statement := shape.copy) as copy:
                 if stream is not None:
                     copy.write(stream)
