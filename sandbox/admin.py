@@ -78,6 +78,7 @@ def _config(sandbox: Sandbox) -> dict[str, Any]:
         "forbidden_endpoints": list(c.forbidden_endpoints),
         "unserved_endpoints": list(c.unserved_endpoints),
         "subscription_activation_seconds": c.subscription_activation_seconds,
+        "feed_appointment_notes": c.feed_appointment_notes,
         "seed": c.seed,
         "anchor_date": fmt_date(c.anchor_date),
         "first_day": fmt_date(c.first_day),

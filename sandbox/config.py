@@ -137,7 +137,9 @@ class SandboxConfig:
     ``subscription_activation_seconds`` (sandbox clock) after it is first requested (403 before,
     as the real API during activation); ``empty_practices`` are served but hold no departments,
     providers, appointment types or appointments (like a fresh preview practice); any other
-    numeric practice answers 404 "Invalid practice.".
+    numeric practice answers 404 "Invalid practice."; ``feed_appointment_notes``: the
+    changed-data feed's records carry ``appointmentnotes`` (as the real feed's may), which
+    ``/appointments/booked`` never sends.
     """
 
     seed: int = 1
@@ -147,6 +149,7 @@ class SandboxConfig:
     forbidden_endpoints: tuple[str, ...] = ()
     unserved_endpoints: tuple[str, ...] = ()
     subscription_activation_seconds: float = 0.0
+    feed_appointment_notes: bool = False
     departments: int = 6
     providers: int = 12
     appointment_types: int = 20

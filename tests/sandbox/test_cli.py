@@ -51,6 +51,7 @@ def test_serve_answers_a_token_request() -> None:
         "0.5",
         "--legacy-throttle-rate",
         "0.25",
+        "--feed-appointment-notes",
     ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert process.stderr is not None
@@ -73,6 +74,7 @@ def test_serve_answers_a_token_request() -> None:
         assert config["forbidden_endpoints"] == ["195900:/appointmenttypes"]
         assert config["unserved_endpoints"] == ["195900:/appointments/booked/multipledepartment"]
         assert config["subscription_activation_seconds"] == 30
+        assert config["feed_appointment_notes"] is True
         faults = config["faults"]
         assert (faults["envelope_error_rate"], faults["legacy_throttle_rate"]) == (0.5, 0.25)
         token = requests.post(

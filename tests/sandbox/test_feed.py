@@ -201,3 +201,26 @@ def test_feed_requests_are_counted(subscribed: Api) -> None:
     assert requests_by_path["/v1/{practiceid}/appointments/changed"] == {"200": 1}
     assert requests_by_path["/v1/{practiceid}/appointments/changed/subscription"] == {"200": 1}
     assert call(subscribed, "PUT", SUBSCRIPTION).status_code == 404
+
+
+def test_feed_appointment_notes_ride_on_feed_records_only() -> None:
+    config = make_config(feed_appointment_notes=True)
+    with serve_sandbox(config) as server:
+        api = Api(server)
+        assert call(api, "POST", SUBSCRIPTION).status_code == 200
+        changed = server.mutate(PRACTICE, modify=2, seed=1)["modified"]
+        first = {a["appointmentid"]: a for a in feed(api)["appointments"]}
+        assert set(first) == {m["appointmentid"] for m in changed}
+        for ident, record in first.items():
+            (note,) = record.pop("appointmentnotes")
+            assert note["notetext"] and note["appointmentnoteid"]
+            assert api.ok(f"/v1/{PRACTICE}/appointments/{ident}") == [record]
+        booked = api.ok(BOOKED, {**ALL_DAYS, "showcancelled": "true", "limit": "5000"})
+        assert not any("appointmentnotes" in a for a in booked["appointments"])
+        api.http.close()
+    with serve_sandbox(make_config()) as plain:
+        api = Api(plain)
+        assert call(api, "POST", SUBSCRIPTION).status_code == 200
+        plain.mutate(PRACTICE, modify=2, seed=1)
+        assert not any("appointmentnotes" in a for a in feed(api)["appointments"])
+        api.http.close()

@@ -111,6 +111,11 @@ def sandbox() -> None:
     default="",
     help="Practices that exist but hold no data (no departments, providers or appointments).",
 )
+@click.option(
+    "--feed-appointment-notes",
+    is_flag=True,
+    help="Changed-data feed records carry appointmentnotes (/appointments/booked never does).",
+)
 @click.option("--departments", default=6, show_default=True, type=click.IntRange(1))
 @click.option("--providers", default=12, show_default=True, type=click.IntRange(1))
 @click.option("--appointment-types", default=20, show_default=True, type=click.IntRange(1))
@@ -152,6 +157,7 @@ def serve(
     unserved_endpoints: str,
     subscription_activation_seconds: float,
     empty_practices: str,
+    feed_appointment_notes: bool,
     departments: int,
     providers: int,
     appointment_types: int,
@@ -178,6 +184,7 @@ def serve(
             forbidden_endpoints=_ids(forbidden_endpoints),
             unserved_endpoints=_ids(unserved_endpoints),
             subscription_activation_seconds=subscription_activation_seconds,
+            feed_appointment_notes=feed_appointment_notes,
             departments=departments,
             providers=providers,
             appointment_types=appointment_types,

@@ -94,9 +94,22 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def _changed(table: sa.Table, excluded: Any, columns: Sequence[str]) -> sa.ColumnElement[bool]:
-    differs = [table.c[name].is_distinct_from(excluded[name]) for name in columns]
+def _changed(
+    table: sa.Table, excluded: Any, columns: Sequence[str], volatile: Sequence[str]
+) -> sa.ColumnElement[bool]:
+    differs = [
+        _compared(table.c[name], volatile).is_distinct_from(_compared(excluded[name], volatile))
+        for name in columns
+    ]
     return sa.or_(*differs, table.c.deleted_at.is_not(None))
+
+
+def _compared(column: Any, volatile: Sequence[str]) -> Any:
+    """The column as compared: ``raw`` without its volatile keys (SQLite's ``json_remove``)."""
+    if column.name != "raw" or not volatile:
+        return column
+    paths = ['$."' + key.replace('"', '\\"') + '"' for key in volatile]
+    return sa.func.json_remove(column, *paths)
 
 
 def _not_older(table: sa.Table, excluded: Any, guard: str, ceiling: bool) -> sa.ColumnElement[bool]:
@@ -113,11 +126,12 @@ def _statement(
     pk: tuple[str, ...],
     guard_column: str | None,
     ceiling: bool,
+    volatile: tuple[str, ...] = (),
 ) -> Any:
     """The SQLite upsert for one page shape, built once: the same SQL for every page."""
     stmt = sqlite.insert(table)
     excluded = stmt.excluded
-    where = _changed(table, excluded, columns)
+    where = _changed(table, excluded, columns, volatile)
     if guard_column is not None:
         where = sa.and_(where, _not_older(table, excluded, guard_column, ceiling))
     set_: dict[str, Any] = {name: excluded[name] for name in columns}
@@ -145,12 +159,15 @@ def upsert_page(
     now: datetime,
     guard_column: str | None = None,
     guard_ceiling: datetime | None = None,
+    volatile: Sequence[str] = (),
 ) -> UpsertCounts:
     """Insert new rows, update changed ones, leave identical ones untouched; return the counts.
 
     ``guard_column`` (``"last_modified_at"`` for appointments) makes an older value never
     overwrite a newer one; rows refused that way count as unchanged. ``guard_ceiling``, for a
-    page whose guard time is uncertain, is the latest instant it could stand for.
+    page whose guard time is uncertain, is the latest instant it could stand for. ``volatile``
+    (``Resource.volatile_fields``): keys of ``raw`` that are no change (a row differing only
+    there is left as it is).
     """
     if not rows:
         return UpsertCounts()
@@ -162,7 +179,7 @@ def upsert_page(
         names = tuple(c.name for c in table.c if c.name in pk or c.name in columns)
         inserted, written = copy_upsert(
             session,
-            shape(table, names, pk, guard_column, guard_ceiling is not None),
+            shape(table, names, pk, guard_column, guard_ceiling is not None, tuple(volatile)),
             page,
             now=now,
             run_id=run_id,
@@ -170,7 +187,9 @@ def upsert_page(
         )
         updated = written - inserted
     else:
-        stmt = _statement(table, columns, pk, guard_column, guard_ceiling is not None)
+        stmt = _statement(
+            table, columns, pk, guard_column, guard_ceiling is not None, tuple(volatile)
+        )
         binds: dict[str, Any] = {"now": now, "run_id": run_id}
         if guard_ceiling is not None:
             binds["ceiling"] = guard_ceiling
