@@ -224,3 +224,24 @@ def test_feed_appointment_notes_ride_on_feed_records_only() -> None:
         plain.mutate(PRACTICE, modify=2, seed=1)
         assert not any("appointmentnotes" in a for a in feed(api)["appointments"])
         api.http.close()
+
+
+def test_multi_department_first_only_answers_the_first_departmentid_alone(api: Api) -> None:
+    everything = {**ALL_DAYS, "showcancelled": "true", "limit": "5000"}
+    asked = [*everything.items(), ("departmentid", "3"), ("departmentid", "1")]
+    one = {d: ids(api.ok(BOOKED, {**everything, "departmentid": d})) for d in ("1", "3")}
+    assert sorted(ids(api.ok(MULTIPLE, asked))) == sorted(one["1"] + one["3"])
+    response = requests.post(
+        f"{api.url}/_sandbox/faults", json={"multi_department_first_only": True}, timeout=10
+    )
+    assert response.json()["multi_department_first_only"] is True
+    assert ids(api.ok(MULTIPLE, asked)) == one["3"]  # the first sent, silently alone
+    assert ids(api.ok(MULTIPLE, {**everything, "departmentid": "1,3"})) == one["1"]
+    # /appointments/booked itself is untouched.
+    assert sorted(ids(api.ok(BOOKED, {**everything, "departmentid": "1,3"}))) == sorted(
+        one["1"] + one["3"]
+    )
+    bad = requests.post(
+        f"{api.url}/_sandbox/faults", json={"multi_department_first_only": 1}, timeout=10
+    )
+    assert bad.status_code == 400

@@ -38,7 +38,13 @@ def _fault_options(command: Any) -> Any:
     for flag, name, kind, text in reversed(options):
         decls = (flag, name) if name else (flag,)
         command = click.option(*decls, type=kind, help=text)(command)
-    return command
+    first_only = click.option(
+        "--multi-department-first-only",
+        is_flag=True,
+        default=None,
+        help="/appointments/booked/multipledepartment answers only the first departmentid.",
+    )
+    return first_only(command)
 
 
 def _faults(values: dict[str, Any]) -> FaultConfig:
