@@ -256,6 +256,23 @@ def has_live_rows(
     return session.scalar(query.limit(1)) is not None
 
 
+def live_values(
+    session: Session,
+    model: type[Base],
+    column: str,
+    *,
+    practice_id: str,
+    scope_filter: Iterable[sa.ColumnElement[bool]] = (),
+) -> set[Any]:
+    """The distinct values of ``column`` among the live rows in scope (e.g. the departments
+    holding live appointments in a window)."""
+    table = _table(model)
+    query = sa.select(table.c[column]).where(
+        table.c.practice_id == practice_id, table.c.deleted_at.is_(None), *scope_filter
+    )
+    return set(session.scalars(query.distinct()))
+
+
 def mark_missing(
     session: Session,
     model: type[Base],
