@@ -14,7 +14,8 @@ SUBSCRIPTION_STATES = ("active", "partial", "none")
 
 class SourceState(Base):
     """One practice's resource: its changed-data subscription as last seen, a destructive feed
-    read not yet committed, and whether the multi-department listing was refused.
+    read not yet committed, and whether the multi-department listing was refused or last shown
+    to answer for several departments.
 
     ``feed_pending_since`` is the API's clock (aware UTC) when a destructive read began that
     has not committed: set (and committed) before the read, cleared in the transaction that
@@ -39,6 +40,9 @@ class SourceState(Base):
     server_offset_seconds: Mapped[float | None] = mapped_column(sa.Float())
     multi_department_refused_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     multi_department_refusal: Mapped[str | None] = mapped_column(sa.Text())
+    # When one answer of the multi-department listing last showed records of two or more
+    # departments: the evidence that it answers for every department asked (0007).
+    multi_department_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
 
     def __repr__(self) -> str:

@@ -79,6 +79,7 @@ def _config(sandbox: Sandbox) -> dict[str, Any]:
         "unserved_endpoints": list(c.unserved_endpoints),
         "subscription_activation_seconds": c.subscription_activation_seconds,
         "processed_retention_seconds": c.processed_retention_seconds,
+        "feed_appointment_notes": c.feed_appointment_notes,
         "seed": c.seed,
         "anchor_date": fmt_date(c.anchor_date),
         "first_day": fmt_date(c.first_day),

@@ -185,6 +185,7 @@ class Sandbox:
                 base=f"/v1/{practice_id}/" + "/".join(rest),
                 default_limit=self.config.appointments_default_limit,
                 max_limit=self.config.max_limit,
+                notes=self.config.feed_appointment_notes,
             )
         except ApiError as error:
             return api_json(error.status, error.body, error.headers)

@@ -38,6 +38,9 @@ class FaultConfig:
     incidents): in turn JSON without the collection, truncated JSON, an empty body, an HTML page,
     a bare JSON array. ``token_ttl_seconds`` overrides the lifetime of newly minted tokens.
     ``malformed_appointments`` adds that many broken records to every practice's appointments.
+    ``multi_department_first_only``: ``/appointments/booked/multipledepartment`` answers only
+    the first ``departmentid`` sent and silently ignores the rest (a server reading a repeated
+    parameter as one value).
     """
 
     error_rate: float = 0.0
@@ -51,6 +54,7 @@ class FaultConfig:
     token_ttl_seconds: int | None = None
     latency_ms: int = 0
     malformed_appointments: int = 0
+    multi_department_first_only: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -99,6 +103,10 @@ class FaultConfig:
 def _coerce(name: str, raw: Any, type_name: str) -> Any:
     if raw is None and "None" in type_name:
         return None
+    if type_name == "bool":
+        if not isinstance(raw, bool):
+            raise ConfigError(f"{name} must be true or false, got {raw!r}")
+        return raw
     if isinstance(raw, bool) or not isinstance(raw, int | float):
         raise ConfigError(f"{name} must be a number, got {raw!r}")
     if type_name.startswith("int"):
@@ -139,7 +147,9 @@ class SandboxConfig:
     by ``showprocessed…`` for ``processed_retention_seconds`` (sandbox clock) after that read
     (None: for ever; athenahealth keeps them a limited time); ``empty_practices`` are served
     but hold no departments, providers, appointment types or appointments (like a fresh
-    preview practice); any other numeric practice answers 404 "Invalid practice.".
+    preview practice); any other numeric practice answers 404 "Invalid practice.";
+    ``feed_appointment_notes``: the changed-data feed's records carry ``appointmentnotes`` (as
+    the real feed's may), which ``/appointments/booked`` never sends.
     """
 
     seed: int = 1
@@ -150,6 +160,7 @@ class SandboxConfig:
     unserved_endpoints: tuple[str, ...] = ()
     subscription_activation_seconds: float = 0.0
     processed_retention_seconds: float | None = None
+    feed_appointment_notes: bool = False
     departments: int = 6
     providers: int = 12
     appointment_types: int = 20

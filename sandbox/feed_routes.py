@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sandbox.appointments import render_json
-from sandbox.feed import EVENTS, ChangeFeed, FeedError, FeedQuery
+from sandbox.feed import EVENTS, Change, ChangeFeed, FeedError, FeedQuery
 from sandbox.query import ApiError, Params, missing
 
 FEED = ["appointments", "changed"]
@@ -41,15 +41,17 @@ def feed_route(
     base: str,
     default_limit: int,
     max_limit: int,
+    notes: bool = False,
 ) -> bytes:
-    """The 200 body of a feed request, or ApiError."""
+    """The 200 body of a feed request, or ApiError; ``notes``: each record carries
+    ``appointmentnotes`` (which ``/appointments/booked`` does not send)."""
     try:
         if rest == EVENTS_PATH:
             return render_json({"subscriptions": [{"eventname": e} for e in EVENTS]})
         if rest == SUBSCRIPTION:
             return _subscription(feed, method, params)
         limit, offset = params.paging(default_limit, max_limit)
-        return _read(feed, _query(params, limit, offset), base, params)
+        return _read(feed, _query(params, limit, offset), base, params, notes=notes)
     except FeedError as error:
         body = {"error": error.error}
         if error.detail:
@@ -85,11 +87,25 @@ def _query(params: Params, limit: int, offset: int) -> FeedQuery:
     )
 
 
-def _read(feed: ChangeFeed, query: FeedQuery, base: str, params: Params) -> bytes:
+def _read(feed: ChangeFeed, query: FeedQuery, base: str, params: Params, *, notes: bool) -> bytes:
     page = feed.read(query)
     head = [b'{"totalcount":%d' % page.totalcount]
     if query.offset + query.limit < page.totalcount:
         link = f"{base}?{params.echo(query.offset + query.limit)}"
         head.append(b',"next":' + render_json(link))
-    rows = b",".join(change.appointment.rendered for change in page.changes)
+    rows = b",".join(_with_notes(c) if notes else c.appointment.rendered for c in page.changes)
     return b"".join([*head, b',"appointments":[', rows, b"]}"])
+
+
+def _with_notes(change: Change) -> bytes:
+    """The record with one note made for this change (its wording differs from change to
+    change; the shape is the sandbox's guess)."""
+    rendered = change.appointment.rendered
+    if not rendered.endswith(b"}"):
+        return rendered
+    note = {
+        "appointmentnoteid": str(change.seq),
+        "notetext": f"Reminder call {change.seq} made.",
+        "displayonschedule": True,
+    }
+    return rendered[:-1] + b',"appointmentnotes":' + render_json([note]) + b"}"

@@ -84,6 +84,15 @@ class Params:
         )
         return ids or None
 
+    def first_id(self, name: str) -> frozenset[str] | None:
+        """The first id sent for ``name`` alone (what a server reading a repeated parameter as
+        one value answers); None when absent."""
+        for key, value in self.pairs:
+            parts = [part.strip() for part in value.split(",") if part.strip()]
+            if key.lower() == name and parts:
+                return frozenset(parts[:1])
+        return None
+
     def date(self, name: str) -> dt.date | None:
         """An MM/DD/YYYY date, or None when absent."""
         raw = self.get(name)
@@ -158,10 +167,13 @@ class BookedFilter:
     modified_to: dt.datetime | None
 
 
-def booked_filter(params: Params, *, multiple: bool = False) -> BookedFilter:
+def booked_filter(
+    params: Params, *, multiple: bool = False, first_only: bool = False
+) -> BookedFilter:
     """Validate ``/appointments/booked`` params: startdate/enddate required (MM/DD/YYYY,
     inclusive); endlastmodified requires startlastmodified. ``multiple``
-    (``/multipledepartment``): ``departmentid`` is required and every value sent counts."""
+    (``/multipledepartment``): ``departmentid`` is required and every value sent counts, or
+    only the first with ``first_only`` (the ``multi_department_first_only`` fault)."""
     required = ("startdate", "enddate", "departmentid") if multiple else ("startdate", "enddate")
     absent = [name for name in required if params.get(name) is None]
     if absent:
@@ -178,7 +190,7 @@ def booked_filter(params: Params, *, multiple: bool = False) -> BookedFilter:
     return BookedFilter(
         start=start.toordinal(),
         end=end.toordinal(),
-        departments=params.all_ids("departmentid") if multiple else params.id_set("departmentid"),
+        departments=_departments(params, multiple=multiple, first_only=first_only),
         providers=params.id_set("providerid"),
         types=params.id_set("appointmenttypeid"),
         statuses=params.id_set("appointmentstatus"),
@@ -187,6 +199,12 @@ def booked_filter(params: Params, *, multiple: bool = False) -> BookedFilter:
         modified_from=modified_from,
         modified_to=modified_to,
     )
+
+
+def _departments(params: Params, *, multiple: bool, first_only: bool) -> frozenset[str] | None:
+    if not multiple:
+        return params.id_set("departmentid")
+    return params.first_id("departmentid") if first_only else params.all_ids("departmentid")
 
 
 def page_body(

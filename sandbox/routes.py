@@ -7,6 +7,7 @@ from typing import Protocol
 
 from sandbox.appointments import render_json
 from sandbox.config import SandboxConfig
+from sandbox.faults import FaultInjector
 from sandbox.feed_routes import FEED, is_feed
 from sandbox.query import ApiError, Params, booked_filter, page_body
 from sandbox.reference import Record
@@ -21,6 +22,9 @@ class Sandbox(Protocol):
 
     @property
     def stores(self) -> Mapping[str, PracticeStore]: ...
+
+    @property
+    def faults(self) -> FaultInjector: ...
 
 
 SINGLE = {
@@ -96,7 +100,8 @@ def practice_route(
     if rest == ["practiceinfo"]:
         return _page(sandbox, "practiceinfo", [render_json(store.ref.practiceinfo)], base, params)
     if rest in (BOOKED, MULTIPLE):
-        rows = store.booked(booked_filter(params, multiple=rest == MULTIPLE))
+        first_only = sandbox.faults.faults.multi_department_first_only
+        rows = store.booked(booked_filter(params, multiple=rest == MULTIPLE, first_only=first_only))
         limit, offset = params.paging(
             sandbox.config.appointments_default_limit, sandbox.config.max_limit
         )

@@ -143,3 +143,49 @@ def _hashes(engine: sa.engine.Engine) -> dict[str, list[Any]]:
             )
             for model in models.RESOURCE_MODELS
         }
+
+
+def test_0006_rehashes_rows_holding_volatile_fields_as_the_write_path(fresh_pg_url):
+    # Appointments the feed wrote (``raw`` holding ``appointmentnotes``) before 0006 were hashed
+    # with the notes; after the upgrade their hash must be the write path's, which leaves the
+    # notes out, so the next read of them (by the feed or by the listing) writes nothing.
+    from alembic import command
+
+    from worker.db import alembic_config
+    from worker.resources import get_resource
+
+    resource = get_resource("appointments")
+    rows = _sandbox_pages()[resource]
+    noted = [
+        {**row, "raw": {**row["raw"], "appointmentnotes": [{"notetext": f"note {i}"}]}}
+        if i % 2
+        else row
+        for i, row in enumerate(rows)
+    ]
+    now = datetime(2026, 11, 30, tzinfo=UTC)
+    engine = make_engine(fresh_pg_url)
+
+    def migrate(revision: str, step: Any) -> None:
+        with engine.begin() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            step(config, revision)
+
+    def upsert(page: list[dict[str, Any]], volatile: tuple[str, ...]) -> UpsertCounts:
+        with Session(engine) as session, session.begin():
+            return upsert_page(session, resource.model, page, run_id=1, now=now, volatile=volatile)
+
+    try:
+        upgrade(engine, "0005")
+        assert upsert(noted, ()) == UpsertCounts(inserted=len(rows))  # as 0005's write path
+        before = _hashes(engine)["appointments"]
+        migrate("0006", command.upgrade)
+        after = _hashes(engine)["appointments"]
+        assert len(set(before) - set(after)) == len(rows) // 2  # the noted rows, and only they
+        assert upsert(noted, resource.volatile_fields) == UpsertCounts(unchanged=len(rows))
+        assert upsert(rows, resource.volatile_fields) == UpsertCounts(unchanged=len(rows))
+        migrate("0005", command.downgrade)
+        assert _hashes(engine)["appointments"] == before
+        assert upsert(noted, ()) == UpsertCounts(unchanged=len(rows))
+    finally:
+        engine.dispose()

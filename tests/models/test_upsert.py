@@ -475,3 +475,31 @@ def test_a_stale_row_hash_is_rewritten_once_then_left_alone(fresh_pg_url):
             assert counts == UpsertCounts(unchanged=5)
     finally:
         engine.dispose()
+
+
+def test_volatile_keys_of_raw_are_no_change(session):
+    """``appointmentnotes`` (the feed sends it, the listing does not) is left out of the
+    comparison: the row keeps the ``raw`` of its last write; any other difference still writes."""
+    volatile = ("appointmentnotes",)
+    plain = appointment("1")
+    noted = {**plain, "raw": {**plain["raw"], "appointmentnotes": [{"notetext": "call back"}]}}
+    assert upsert_page(session, Appointment, [plain], run_id=1, now=T0, volatile=volatile) == (
+        UpsertCounts(inserted=1)
+    )
+    before = write_counter(session)
+    for page in ([noted], [plain], [noted]):
+        counts = upsert_page(session, Appointment, page, run_id=2, now=T1, volatile=volatile)
+        assert counts == UpsertCounts(unchanged=1)
+    assert write_counter(session) == before
+    session.commit()
+    assert "appointmentnotes" not in session.get(Appointment, ("195900", "1")).raw
+
+    # Without the list the notes are a change (what the list exists to prevent) ...
+    assert upsert_page(session, Appointment, [noted], run_id=3, now=T1) == UpsertCounts(updated=1)
+    # ... and with it a real change is written, notes and all, as received.
+    moved = {**noted, "status": "x", "raw": {**noted["raw"], "appointmentstatus": "x"}}
+    counts = upsert_page(session, Appointment, [moved], run_id=4, now=T2, volatile=volatile)
+    assert counts == UpsertCounts(updated=1)
+    session.commit()
+    stored = session.get(Appointment, ("195900", "1"))
+    assert (stored.status, stored.raw["appointmentnotes"]) == ("x", [{"notetext": "call back"}])

@@ -8,7 +8,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from worker.settings import Settings
-from worker.store.freshness import Fact, Thresholds, assemble, changed_coverage, exit_code
+from worker.store.freshness import (
+    Fact,
+    Thresholds,
+    assemble,
+    changed_coverage,
+    exit_code,
+    last_successes,
+)
 
 NOW = datetime(2026, 11, 3, 12, 0, tzinfo=UTC)
 P = "195900"
@@ -125,3 +132,36 @@ def test_never_synced_practices_and_practices_without_departments_are_errors() -
 )
 def test_states_count_lateness_past_the_resource_schedule(resource, minutes, state) -> None:
     assert THRESHOLDS.state(resource, minutes * 60) == state
+
+
+def test_practice_level_letters_count_in_every_department_row() -> None:
+    """A letter without a department (a failed multi-department or feed read) concerns every
+    department of the practice: it is counted in each of their rows, beside their own."""
+    facts = [*departments("1", "2"), *listings(), read("appointments", 2, None, changed=True)]
+    facts.append(Fact("letters", P, "appointments", None, count=3))
+    facts.append(Fact("letters", P, "appointments", "2", count=1))
+    facts.append(Fact("letters", P, "providers", None, count=2))
+    rows = rows_of(facts)
+    assert rows[("appointments", "1")].open_letters == 3
+    assert rows[("appointments", "2")].open_letters == 4
+    assert rows[("providers", None)].open_letters == 2
+    assert rows[("departments", None)].open_letters == 0
+
+
+def test_only_reads_of_the_whole_horizon_make_a_department_fresh() -> None:
+    """A narrow manual run (``--from D --to D``) or one reconcile window, of a department or of
+    the practice, read the other days not at all: the age is the newest read of the horizon."""
+    narrow = [
+        Fact("read", P, "appointments", "1", False, ago(1), ago(0), 1, covers=False),
+        Fact("read", P, "appointments", None, False, ago(1), ago(0), 1, covers=False),
+    ]
+    facts = [*departments("1", "2"), *listings(), read("appointments", 90, "1"), *narrow]
+    rows = rows_of(facts)
+    one, two = rows[("appointments", "1")], rows[("appointments", "2")]
+    assert (one.source, one.last_read_at, one.state) == ("booked", ago(90), "error")
+    assert (two.source, two.age_seconds, two.state) == (None, None, "error")
+    assert last_successes(facts)[(P, "appointments")] == ago(0)  # a success all the same
+
+    facts.append(read("appointments", 4, None))  # an incremental read of the whole practice
+    rows = rows_of(facts)
+    assert {rows[("appointments", d)].last_read_at for d in ("1", "2")} == {ago(4)}

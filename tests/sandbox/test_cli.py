@@ -53,6 +53,8 @@ def test_serve_answers_a_token_request() -> None:
         "0.5",
         "--legacy-throttle-rate",
         "0.25",
+        "--feed-appointment-notes",
+        "--multi-department-first-only",
     ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert process.stderr is not None
@@ -76,8 +78,10 @@ def test_serve_answers_a_token_request() -> None:
         assert config["unserved_endpoints"] == ["195900:/appointments/booked/multipledepartment"]
         assert config["subscription_activation_seconds"] == 30
         assert config["processed_retention_seconds"] == 7200
+        assert config["feed_appointment_notes"] is True
         faults = config["faults"]
         assert (faults["envelope_error_rate"], faults["legacy_throttle_rate"]) == (0.5, 0.25)
+        assert faults["multi_department_first_only"] is True
         token = requests.post(
             f"http://127.0.0.1:{port}/oauth2/v1/token",
             data={"grant_type": "client_credentials"},
@@ -107,6 +111,9 @@ def test_admin_verbs(api: Api) -> None:
     assert run("faults", *url, "--legacy-throttle-rate", "1")["legacy_throttle_rate"] == 1.0
     assert api.get("/v1/195900/ping").status_code == 403
     assert run("faults", *url, "--off")["error_rate"] == 0.0
+    first_only = run("faults", *url, "--multi-department-first-only")
+    assert (first_only["multi_department_first_only"], first_only["error_rate"]) == (True, 0.0)
+    assert run("faults", *url, "--off")["multi_department_first_only"] is False
     change = run("mutate", *url, "--cancel", "1", "--add", "2", "--seed", "5")
     assert (len(change["cancelled"]), len(change["added"])) == (1, 2)
     past = run("mutate", *url, "--checkout", "1", "--cancel-past", "1", "--past-days", "10")

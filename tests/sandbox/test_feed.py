@@ -237,3 +237,47 @@ def test_feed_requests_are_counted(subscribed: Api) -> None:
     assert requests_by_path["/v1/{practiceid}/appointments/changed"] == {"200": 1}
     assert requests_by_path["/v1/{practiceid}/appointments/changed/subscription"] == {"200": 1}
     assert call(subscribed, "PUT", SUBSCRIPTION).status_code == 404
+
+
+def test_feed_appointment_notes_ride_on_feed_records_only() -> None:
+    config = make_config(feed_appointment_notes=True)
+    with serve_sandbox(config) as server:
+        api = Api(server)
+        assert call(api, "POST", SUBSCRIPTION).status_code == 200
+        changed = server.mutate(PRACTICE, modify=2, seed=1)["modified"]
+        first = {a["appointmentid"]: a for a in feed(api)["appointments"]}
+        assert set(first) == {m["appointmentid"] for m in changed}
+        for ident, record in first.items():
+            (note,) = record.pop("appointmentnotes")
+            assert note["notetext"] and note["appointmentnoteid"]
+            assert api.ok(f"/v1/{PRACTICE}/appointments/{ident}") == [record]
+        booked = api.ok(BOOKED, {**ALL_DAYS, "showcancelled": "true", "limit": "5000"})
+        assert not any("appointmentnotes" in a for a in booked["appointments"])
+        api.http.close()
+    with serve_sandbox(make_config()) as plain:
+        api = Api(plain)
+        assert call(api, "POST", SUBSCRIPTION).status_code == 200
+        plain.mutate(PRACTICE, modify=2, seed=1)
+        assert not any("appointmentnotes" in a for a in feed(api)["appointments"])
+        api.http.close()
+
+
+def test_multi_department_first_only_answers_the_first_departmentid_alone(api: Api) -> None:
+    everything = {**ALL_DAYS, "showcancelled": "true", "limit": "5000"}
+    asked = [*everything.items(), ("departmentid", "3"), ("departmentid", "1")]
+    one = {d: ids(api.ok(BOOKED, {**everything, "departmentid": d})) for d in ("1", "3")}
+    assert sorted(ids(api.ok(MULTIPLE, asked))) == sorted(one["1"] + one["3"])
+    response = requests.post(
+        f"{api.url}/_sandbox/faults", json={"multi_department_first_only": True}, timeout=10
+    )
+    assert response.json()["multi_department_first_only"] is True
+    assert ids(api.ok(MULTIPLE, asked)) == one["3"]  # the first sent, silently alone
+    assert ids(api.ok(MULTIPLE, {**everything, "departmentid": "1,3"})) == one["1"]
+    # /appointments/booked itself is untouched.
+    assert sorted(ids(api.ok(BOOKED, {**everything, "departmentid": "1,3"}))) == sorted(
+        one["1"] + one["3"]
+    )
+    bad = requests.post(
+        f"{api.url}/_sandbox/faults", json={"multi_department_first_only": 1}, timeout=10
+    )
+    assert bad.status_code == 400

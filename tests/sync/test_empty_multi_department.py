@@ -1,11 +1,13 @@
-"""An empty answer from a multi-department listing is read again at that same listing before a
-reconcile marks anything: not at ``/appointments/booked``, which takes one ``departmentid``."""
+"""An empty answer from a multi-department listing marks nothing of the departments holding live
+appointments in its window: each is read alone, at ``/appointments/booked`` with its one
+``departmentid`` (never every ``departmentid`` there: it takes one), before anything is marked."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs
 
 import requests
 
@@ -18,22 +20,25 @@ from worker.runtime import Runtime
 from worker.sync.plan import SyncRequest, expand_resources, run_request
 
 MULTI = "/appointments/booked/multipledepartment"
+BOOKED = "/appointments/booked"
 
 
 class EmptyOnce:
     """A gateway answering the first multi-department listing with ``{"totalcount": 0}``; it
-    notes the path of every appointments request after that."""
+    notes the path and ``departmentid`` values of every appointments request after that."""
 
     def __init__(self) -> None:
         self.emptied = False
-        self.after: list[str] = []
+        self.after: list[tuple[str, list[str]]] = []
 
     def __call__(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
-        path = requests.utils.urlparse(response.url).path
+        url = requests.utils.urlparse(response.url)
+        path = url.path
         if "/appointments/booked" not in path:
             return
         if self.emptied:
-            self.after.append(path.split(f"/v1/{PRACTICE}", 1)[1])
+            asked = parse_qs(url.query).get("departmentid", [])
+            self.after.append((path.split(f"/v1/{PRACTICE}", 1)[1], asked))
         elif path.endswith(MULTI):
             self.emptied = True
             response._content = b'{"totalcount": 0, "appointments": []}'
@@ -53,7 +58,7 @@ def run(h: Harness, mode: str, hook: Callable[..., None] | None = None) -> list[
         runtime.close()
 
 
-def test_the_confirming_read_asks_the_multi_department_listing_again(
+def test_an_empty_multi_department_answer_is_checked_one_department_at_a_time(
     make_sandbox: Callable[..., SandboxServer], fresh_pg_url: str
 ) -> None:
     server = make_sandbox(anchor_date=datetime.now(UTC).date(), departments=3)
@@ -70,8 +75,13 @@ def test_the_confirming_read_asks_the_multi_department_listing_again(
         assert live > 0
         hook = EmptyOnce()
         results = run(h, "reconcile", hook)
-        assert hook.emptied and hook.after and hook.after[0] == MULTI, hook.after
+        assert hook.emptied and {r.status for r in results} == {"succeeded"}
+        # The emptied window's departments holding appointments, each alone (it takes one).
+        first = min(r.unit.window_start for r in results)
+        holding = h.rows("appointments", f"local_date <= DATE '{first}' + 30")
+        alone = sorted(asked for path, asked in hook.after if path == BOOKED)
+        assert alone == sorted([d] for d in {r["department_id"] for r in holding}), alone
         assert h.scalar("SELECT count(*) FROM appointments WHERE deleted_at IS NULL") == live
-        assert any(r.counts.deletions_deferred for r in results)
+        assert sum(r.counts.deleted for r in results) == 0
     finally:
         h.engine.dispose()

@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +22,16 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from prometheus_client.parser import text_string_to_metric_families
 
-from sandbox import SandboxServer
-from tests.sync.conftest import PRACTICE, Harness
+from sandbox import FaultConfig, SandboxServer
+from tests.sync.conftest import PRACTICE, Harness, covering_window
 from worker.cli import cli
 from worker.db import session_factory, upgrade
+from worker.runtime import open_runtime
 from worker.settings import settings_from_env
 from worker.store.freshness import Thresholds
 from worker.store.freshness_query import freshness
 from worker.store.runs import utcnow
+from worker.sync.plan import SyncRequest, run_request
 
 BIN = Path(sys.executable).parent
 
@@ -213,3 +216,64 @@ def test_a_feed_run_covers_every_department_in_the_real_query(pg: Harness) -> No
     appointments = [r for r in rows if r["resource"] == "appointments"]
     assert code == 0 and appointments
     assert {(r["source"], r["state"]) for r in appointments} == {("changed", "ok")}
+
+
+def _sync_days(harness: Harness, first: date, last: date, **overrides: Any) -> list[Any]:
+    """`athena-sync sync appointments --from FIRST --to LAST`, in-process."""
+    runtime = open_runtime(harness.settings.with_overrides(**overrides))
+    try:
+        request = SyncRequest(("appointments",), (PRACTICE,), "incremental", first, last)
+        return run_request(runtime.context(), request)
+    finally:
+        runtime.close()
+
+
+@pytest.mark.parametrize("together", [False, True], ids=["per-department", "multi-department"])
+def test_a_narrow_manual_run_does_not_make_the_practice_look_fresh(
+    pg: Harness, together: bool
+) -> None:
+    """Only a read of the whole horizon says how fresh a department is: a `--from D --to D` run
+    (its watermark kept) read one day of it, per department or all departments together."""
+    assert all(r.status == "succeeded" for r in pg.sync())
+    with pg.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "UPDATE sync_runs SET started_at = now() - interval '3 hours', "
+                "finished_at = now() - interval '3 hours' WHERE resource = 'appointments'"
+            )
+        )
+    today = utcnow().date()
+    narrow = _sync_days(pg, today, today, sync_multi_department=together)
+    assert narrow and all(r.status == "succeeded" for r in narrow)
+    assert {r.unit.department_id is None for r in narrow} == {together}
+    assert all((r.note or "").startswith("watermark kept") for r in narrow)
+    code, rows = _freshness_json(pg)
+    appointments = [r for r in rows if r["resource"] == "appointments"]
+    assert code == 2 and appointments
+    assert {r["state"] for r in appointments} == {"error"}
+    assert all(r["age_seconds"] > 3 * 3600 - 60 for r in appointments)
+
+    # A run over the horizon (as scheduled) does.
+    assert all(r.status == "succeeded" for r in pg.sync("appointments"))
+    code, rows = _freshness_json(pg)
+    assert code == 0 and {r["state"] for r in rows} == {"ok"}
+
+
+def test_open_letters_without_a_department_count_in_every_department_row(pg: Harness) -> None:
+    """A multi-department read that fails leaves one letter for the whole practice (department
+    NULL): every department's row counts it."""
+    assert all(r.status == "succeeded" for r in pg.sync())
+    pg.server.set_faults(FaultConfig(error_rate=1.0, html_502_share=0.0))
+    try:
+        (failed,) = _sync_days(
+            pg, *covering_window(pg.server, pg.settings), sync_multi_department=True
+        )
+    finally:
+        pg.server.set_faults(FaultConfig())
+    assert failed.status == "failed" and failed.unit.department_id is None
+    letters = pg.rows("dead_letters", "state = 'open'")
+    assert [(r["resource"], r["department_id"]) for r in letters] == [("appointments", None)]
+    _, rows = _freshness_json(pg)
+    appointments = [r for r in rows if r["resource"] == "appointments"]
+    assert len(appointments) == 5 and {r["open_letters"] for r in appointments} == {1}
+    assert {r["open_letters"] for r in rows if r["resource"] != "appointments"} == {0}

@@ -321,3 +321,23 @@ def test_zone_from_offset_names_us_zones_and_refuses_to_guess() -> None:
     assert zone_from_offset(-7, True) == "America/Denver"
     assert zone_from_offset(3, True) is None
     assert zone_from_offset(None, True) is None
+
+
+def test_pages_are_written_from_streams_made_ahead(pg: Harness, monkeypatch) -> None:
+    """The write path's speed rests on the fetch-ahead thread making each page's COPY stream
+    (``prepare_page``): a change that quietly stopped it being used would only show in a
+    benchmark. Every page of every resource goes that way, and the data is the API's."""
+    import worker.store.upsert as upsert
+
+    used: list[bool] = []
+    real = upsert.copy_upsert
+
+    def spy(*args: Any, **kwargs: Any) -> tuple[int, int]:
+        used.append(kwargs.get("stream") is not None)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(upsert, "copy_upsert", spy)
+    results = pg.sync()
+    assert {r.status for r in results} == {"succeeded"}
+    assert used and all(used), f"{used.count(False)} of {len(used)} pages written without one"
+    assert_matches_truth(pg)

@@ -7,11 +7,14 @@ an appointment's ``start_at``, the ``hidden`` flag a department gets from the ot
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from sandbox import SandboxServer
 from tests.athena.conftest import Reply, Seen
-from tests.sync.conftest import Harness
+from tests.sync.conftest import PRACTICE, Harness
+from tests.sync.feedkit import changed_ids, in_horizon, make_harness, run
 from tests.sync.test_real_shapes import (  # noqa: F401  (fake is a fixture)
     DEPARTMENT,
     NO_ZONE_NAME,
@@ -76,3 +79,30 @@ def test_a_department_turning_hidden_is_rewritten(fake: tuple[FakeAthena, Harnes
         "2": True,
     }
     assert _written(_sync(h, "departments")) == (0, 0, 2)
+
+
+def test_feed_notes_are_no_change_between_feed_and_listing(
+    make_sandbox: Callable[..., SandboxServer], fresh_pg_url: str
+) -> None:
+    """The feed's records carry ``appointmentnotes``, the listing's do not: an appointment read
+    by the listing, then the feed, then the listing again was written once; a real change
+    still is, and ``raw`` is the record of the last write."""
+    sandbox = {"feed_appointment_notes": True}
+    for h in make_harness(make_sandbox, fresh_pg_url, sandbox, {}):
+        h.server.subscribe(PRACTICE)
+        run(h, "incremental", "all")  # the horizon, by the listing
+        changed = in_horizon(h, changed_ids(h.server.mutate(PRACTICE, modify=4, seed=3)))
+        assert changed
+        assert _written(run(h, "reconcile"))[1] == len(changed)  # by the listing
+        _, updated, unchanged = _written(run(h, "changed"))  # by the feed, with notes
+        assert (updated, unchanged) == (0, len(changed))
+        assert _written(run(h, "reconcile"))[:2] == (0, 0)
+        raws = {r["appointment_id"]: r["raw"] for r in h.rows("appointments")}
+        assert not any("appointmentnotes" in raws[i] for i in changed)
+
+        again = in_horizon(h, changed_ids(h.server.mutate(PRACTICE, modify=4, seed=4)))
+        assert again
+        assert _written(run(h, "changed"))[1] == len(again)  # a real change, from the feed
+        raws = {r["appointment_id"]: r["raw"] for r in h.rows("appointments")}
+        assert all(raws[i]["appointmentnotes"] for i in again)
+        assert _written(run(h, "reconcile"))[:2] == (0, 0)

@@ -6,7 +6,9 @@
     │   └── RetriesExhausted         still retriable after the attempt budget was spent
     ├── FatalError                   the request itself is wrong; retrying will not help (400, 404)
     │   ├── AuthError                401 after one refresh, 403, token endpoint refusing credentials
-    │   └── PagingError              the server's paging misbehaves (offset not advancing, overrun)
+    │   ├── PagingError              the server's paging misbehaves (offset not advancing, overrun)
+    │   └── AnswerError              a 200 that contradicts its request (a multi-department
+    │                                listing holding departments not asked for)
     └── (none carry response bodies, tokens or secrets)
 
 Messages contain the API's own short ``error``/``detailedmessage`` text only: whole bodies can
@@ -88,3 +90,10 @@ class PagingError(FatalError):
     """The server's paging does not advance or overruns its own totalcount."""
 
     error_class = "paging"
+
+
+class AnswerError(FatalError):
+    """A 200 whose records contradict the request (departments it was not asked for): nothing
+    in that answer can be trusted to account for what was asked."""
+
+    error_class = "client_error"

@@ -38,7 +38,13 @@ def _fault_options(command: Any) -> Any:
     for flag, name, kind, text in reversed(options):
         decls = (flag, name) if name else (flag,)
         command = click.option(*decls, type=kind, help=text)(command)
-    return command
+    first_only = click.option(
+        "--multi-department-first-only",
+        is_flag=True,
+        default=None,
+        help="/appointments/booked/multipledepartment answers only the first departmentid.",
+    )
+    return first_only(command)
 
 
 def _faults(values: dict[str, Any]) -> FaultConfig:
@@ -118,6 +124,11 @@ def sandbox() -> None:
     default="",
     help="Practices that exist but hold no data (no departments, providers or appointments).",
 )
+@click.option(
+    "--feed-appointment-notes",
+    is_flag=True,
+    help="Changed-data feed records carry appointmentnotes (/appointments/booked never does).",
+)
 @click.option("--departments", default=6, show_default=True, type=click.IntRange(1))
 @click.option("--providers", default=12, show_default=True, type=click.IntRange(1))
 @click.option("--appointment-types", default=20, show_default=True, type=click.IntRange(1))
@@ -160,6 +171,7 @@ def serve(
     subscription_activation_seconds: float,
     processed_retention_seconds: float | None,
     empty_practices: str,
+    feed_appointment_notes: bool,
     departments: int,
     providers: int,
     appointment_types: int,
@@ -187,6 +199,7 @@ def serve(
             unserved_endpoints=_ids(unserved_endpoints),
             subscription_activation_seconds=subscription_activation_seconds,
             processed_retention_seconds=processed_retention_seconds,
+            feed_appointment_notes=feed_appointment_notes,
             departments=departments,
             providers=providers,
             appointment_types=appointment_types,

@@ -63,7 +63,7 @@ class DatabaseCollector(Collector):
         )
         try:
             with self._sessions() as session:
-                facts = read_facts(session, self._practices)
+                facts = read_facts(session, self._practices, horizon=self._thresholds.horizon)
                 letters = open_letter_classes(session)
         except Exception as exc:
             log.error("metrics.database_unreadable", error=safe_summary(exc))

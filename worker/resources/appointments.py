@@ -192,4 +192,7 @@ RESOURCE = Resource(
         params={"showcopay": "false"},
     ),
     multi_department_path="/appointments/booked/multipledepartment",
+    # The feed adds the appointment's notes, /appointments/booked does not send them: an
+    # appointment read one way, then the other, did not change.
+    volatile_fields=("appointmentnotes",),
 )

@@ -99,6 +99,11 @@ class Resource:
     multi_department_path: str | None = None
     """For a resource read by department: the listing that takes ``departmentid`` repeated, so
     one request covers many departments (``SYNC_MULTI_DEPARTMENT``)."""
+    volatile_fields: tuple[str, ...] = ()
+    """Top-level fields of a record that one way of reading carries and another does not (the
+    changed-data feed's ``appointmentnotes``): left out of the change comparison, so reading an
+    unchanged record the other way writes nothing; ``raw`` keeps them as the last write received
+    them. Changing this list needs a migration recomputing ``row_hash`` (see 0006)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", _frozen(self.params))

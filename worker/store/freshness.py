@@ -6,13 +6,20 @@ source (``sync_runs``), the open dead letters, the watermarks (``sync_state``) a
 departments. :func:`assemble` (pure) turns them into one :class:`Freshness` row per practice x
 resource, per department for resources read by department.
 
-A successful read is a ``sync_runs`` row ``succeeded`` or ``partial``. A department is covered by
-its own incremental or reconcile runs (source ``booked``) and by a practice-level run in mode
-``changed`` (department NULL: the changed-data feed covers every department of the practice,
-source ``changed``): :func:`changed_coverage`. A listing resource is covered by its practice-level
-runs (source ``listing``). The age counts from when the covering read *began*: a change made after
-that may not be in it. A row's state compares how late it is (its age past the schedule interval
-of the beat entry that reads it) with FRESHNESS_WARN_MINUTES and FRESHNESS_ERROR_MINUTES.
+A successful read is a ``sync_runs`` row ``succeeded`` or ``partial``, and only a read of the
+whole horizon says how fresh a copy is (``Fact.covers``): a changed-feed read, a complete listing,
+or a read by department whose window spans the horizon (``SYNC_DAYS_BACK``..``SYNC_DAYS_AHEAD``)
+as of the day it began. A narrow manual run (``--from D --to D``) or one reconcile window read
+the other days not at all, so they never make a department look fresh. A department is covered
+by its own such runs (source ``booked``), by a practice-level one (department NULL: one
+multi-department listing), and by a practice-level run in mode ``changed`` (the changed-data
+feed covers every department of the practice, source ``changed``): :func:`changed_coverage`. A
+listing resource is covered by its practice-level runs (source ``listing``). The age counts from
+when the covering read *began*: a change made after that may not be in it. A row's state compares
+how late it is (its age past the schedule interval of the beat entry that reads it) with
+FRESHNESS_WARN_MINUTES and FRESHNESS_ERROR_MINUTES. Open letters of a department's row are its
+own and the practice-level ones (department NULL: a failed multi-department or feed read
+concerns every department).
 """
 
 from __future__ import annotations
@@ -31,7 +38,8 @@ STATES = ("ok", "warn", "error")
 @dataclass(frozen=True)
 class Fact:
     """One grouped fact: ``read`` (``at``: newest start, ``finished``: newest end, ``changed``:
-    a changed-feed run), ``letters`` (``count``), ``watermark`` (``at``) or ``department``."""
+    a changed-feed run, ``covers``: runs that read the whole horizon), ``letters`` (``count``),
+    ``watermark`` (``at``) or ``department``."""
 
     kind: str
     practice_id: str
@@ -41,6 +49,16 @@ class Fact:
     at: datetime | None = None
     finished: datetime | None = None
     count: int = 0
+    covers: bool = True
+
+
+@dataclass(frozen=True)
+class Horizon:
+    """The appointment horizon in days around a run's day (``SYNC_DAYS_BACK``,
+    ``SYNC_DAYS_AHEAD``): a read by department covers it only with a window spanning it."""
+
+    days_back: int = 7
+    days_ahead: int = 90
 
 
 @dataclass(frozen=True)
@@ -51,6 +69,8 @@ class Thresholds:
     error_seconds: float
     every_seconds: Mapping[str, float]
     """Seconds between the scheduled reads of each resource."""
+    horizon: Horizon = Horizon()
+    """What a read by department must span to count."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Thresholds:
@@ -65,7 +85,10 @@ class Thresholds:
             for name in REGISTRY
         }
         return cls(
-            60.0 * settings.freshness_warn_minutes, 60.0 * settings.freshness_error_minutes, every
+            60.0 * settings.freshness_warn_minutes,
+            60.0 * settings.freshness_error_minutes,
+            every,
+            Horizon(settings.sync_days_back, settings.sync_days_ahead),
         )
 
     def state(self, resource: str, age: float | None) -> str:
@@ -132,6 +155,7 @@ def changed_coverage(facts: Iterable[Fact], practice_id: str, resource: str) -> 
         for f in facts
         if f.kind == "read"
         and f.changed
+        and f.covers
         and f.department_id is None
         and (f.practice_id, f.resource) == (practice_id, resource)
         and f.at is not None
@@ -159,8 +183,8 @@ class _Index:
         self.departments: dict[str, list[str]] = {}
         for f in facts:
             key = (f.practice_id, f.resource, f.department_id)
-            if f.kind == "read" and not f.changed and f.at is not None:
-                self.reads[key] = f.at
+            if f.kind == "read" and f.covers and not f.changed and f.at is not None:
+                self.reads[key] = max(f.at, self.reads.get(key, f.at))
             elif f.kind == "letters":
                 self.letters[key] = self.letters.get(key, 0) + f.count
             elif f.kind == "watermark":
@@ -170,6 +194,13 @@ class _Index:
 
     def practices(self) -> list[str]:
         return sorted({f.practice_id for f in self.facts})
+
+    def open_letters(self, practice_id: str, resource: str, department_id: str | None) -> int:
+        """The row's own open letters, and for a department's row the practice-level ones."""
+        own = self.letters.get((practice_id, resource, department_id), 0)
+        if department_id is None:
+            return own
+        return own + self.letters.get((practice_id, resource, None), 0)
 
     def read(self, practice_id: str, resource: str, department_id: str | None) -> Read | None:
         at = self.reads.get((practice_id, resource, department_id))
@@ -214,7 +245,7 @@ def assemble(
                         None if read is None else read.at,
                         age,
                         index.marks.get(key),
-                        index.letters.get(key, 0),
+                        index.open_letters(*key),
                         thresholds.state(resource, age),
                     )
                 )

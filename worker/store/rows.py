@@ -41,7 +41,11 @@ def write_rows(
     too large), find the refused rows one by one in savepoints. Returns the counts and a letter
     per refused row (``sources[i]`` is the record row ``i`` was mapped from). ``prepared``:
     ``prepare_page`` of ``rows``, made ahead."""
-    options: dict[str, Any] = {"run_id": run_id, "now": now}
+    options: dict[str, Any] = {
+        "run_id": run_id,
+        "now": now,
+        "volatile": resource.volatile_fields,
+    }
     if session.get_bind().dialect.name != "postgresql":
         return _guarded(session, resource, list(rows), options), []
     try:

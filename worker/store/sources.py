@@ -1,8 +1,8 @@
 """``source_state``: what is known about reading a practice's resource, kept between runs.
 
 The changed-data subscription as last seen (so a scheduled run knows without asking the API), a
-destructive feed read in flight (its marker), the API's clock offset, and a refused
-multi-department listing. Every function works in the caller's transaction.
+destructive feed read in flight (its marker), the API's clock offset, and a refused (or last
+verified) multi-department listing. Every function works in the caller's transaction.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ class Source:
     server_offset: timedelta | None = None
     multi_department_refused_at: datetime | None = None
     multi_department_refusal: str | None = None
+    multi_department_verified_at: datetime | None = None
 
 
 def _source(row: SourceState | None) -> Source:
@@ -49,6 +50,7 @@ def _source(row: SourceState | None) -> Source:
         server_offset=None if offset is None else timedelta(seconds=offset),
         multi_department_refused_at=row.multi_department_refused_at,
         multi_department_refusal=row.multi_department_refusal,
+        multi_department_verified_at=row.multi_department_verified_at,
     )
 
 
@@ -185,6 +187,14 @@ def record_multi_department(
         multi_department_refused_at=None if refusal is None else now,
         multi_department_refusal=refusal,
     )
+
+
+def record_multi_department_verified(
+    session: Session, practice_id: str, resource: str, *, at: datetime | None, now: datetime
+) -> None:
+    """When an answer of the multi-department listing last showed records of several
+    departments (``at``), or None: a department it left out was found to hold records."""
+    _save(session, practice_id, resource, now, multi_department_verified_at=at)
 
 
 def listing_caught_up(

@@ -146,10 +146,15 @@ def encode(shape: Shape, rows: Sequence[Mapping[str, Any]]) -> bytearray | None:
     return stream.end()
 
 
-def hash_sql(columns: Sequence[str], alias: str | None = None) -> str:
-    """The row hash over ``columns`` (the mapped ones and ``raw``, in table order)."""
+def hash_sql(columns: Sequence[str], alias: str | None = None, volatile: Sequence[str] = ()) -> str:
+    """The row hash over ``columns`` (the mapped ones and ``raw``, in table order); ``raw``
+    without its ``volatile`` keys (``Resource.volatile_fields``: not a change)."""
     prefix = f"{alias}." if alias else ""
-    return f"hash_record_extended(ROW({', '.join(prefix + c for c in columns)}), 0)"
+    listed = [prefix + c for c in columns]
+    if volatile and "raw" in columns:
+        dropped = "".join(" - '" + key.replace("'", "''") + "'" for key in volatile)
+        listed[list(columns).index("raw")] = f"({prefix}raw{dropped})"
+    return f"hash_record_extended(ROW({', '.join(listed)}), 0)"
 
 
 def _copy_type(column: sa.Column[Any]) -> str:
@@ -172,9 +177,15 @@ def _guard_sql(table: str, guard: str | None, ceiling: bool) -> str:
 
 @cache
 def shape(
-    table: sa.Table, names: tuple[str, ...], pk: tuple[str, ...], guard: str | None, ceiling: bool
+    table: sa.Table,
+    names: tuple[str, ...],
+    pk: tuple[str, ...],
+    guard: str | None,
+    ceiling: bool,
+    volatile: tuple[str, ...] = (),
 ) -> Shape:
-    """Staging table, COPY and upsert for rows of ``table`` carrying ``names``."""
+    """Staging table, COPY and upsert for rows of ``table`` carrying ``names`` (``volatile``:
+    keys of ``raw`` the hash leaves out)."""
     types = {name: _copy_type(table.c[name]) for name in names}
     jsonb = tuple(name for name in names if types[name] == "jsonb")
     plain = tuple(name for name in names if name not in jsonb)
@@ -185,10 +196,11 @@ def shape(
     stage = f"athena_stage_{table.name}_{zlib.crc32(signature.encode()):08x}"
     listed = ", ".join(names)
     updates = ", ".join(f"{n} = EXCLUDED.{n}" for n in (*data, "row_hash", "last_seen_at"))
+    hashed = hash_sql(data, "src", volatile)
     upsert = (
         f"WITH written AS ("
         f"INSERT INTO {table.name} ({listed}, row_hash, first_seen_at, last_seen_at, deleted_at,"
-        f" last_sync_run_id) SELECT {listed}, {hash_sql(data, 'src')}, %(now)s, %(now)s, NULL,"
+        f" last_sync_run_id) SELECT {listed}, {hashed}, %(now)s, %(now)s, NULL,"
         f" %(run_id)s FROM {stage} AS src ON CONFLICT ({', '.join(pk)}) DO UPDATE SET {updates},"
         " last_sync_run_id = EXCLUDED.last_sync_run_id, deleted_at = NULL"
         f" WHERE ({table.name}.row_hash IS DISTINCT FROM EXCLUDED.row_hash"

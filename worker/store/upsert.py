@@ -95,9 +95,22 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def _changed(table: sa.Table, excluded: Any, columns: Sequence[str]) -> sa.ColumnElement[bool]:
-    differs = [table.c[name].is_distinct_from(excluded[name]) for name in columns]
+def _changed(
+    table: sa.Table, excluded: Any, columns: Sequence[str], volatile: Sequence[str]
+) -> sa.ColumnElement[bool]:
+    differs = [
+        _compared(table.c[name], volatile).is_distinct_from(_compared(excluded[name], volatile))
+        for name in columns
+    ]
     return sa.or_(*differs, table.c.deleted_at.is_not(None))
+
+
+def _compared(column: Any, volatile: Sequence[str]) -> Any:
+    """The column as compared: ``raw`` without its volatile keys (SQLite's ``json_remove``)."""
+    if column.name != "raw" or not volatile:
+        return column
+    paths = ['$."' + key.replace('"', '\\"') + '"' for key in volatile]
+    return sa.func.json_remove(column, *paths)
 
 
 def _not_older(table: sa.Table, excluded: Any, guard: str, ceiling: bool) -> sa.ColumnElement[bool]:
@@ -116,11 +129,12 @@ def _statement(
     pk: tuple[str, ...],
     guard_column: str | None,
     ceiling: bool,
+    volatile: tuple[str, ...] = (),
 ) -> Any:
     """The SQLite upsert for one page shape, built once: the same SQL for every page."""
     stmt = sqlite.insert(table)
     excluded = stmt.excluded
-    where = _changed(table, excluded, columns)
+    where = _changed(table, excluded, columns, volatile)
     if guard_column is not None:
         where = sa.and_(where, _not_older(table, excluded, guard_column, ceiling))
     set_: dict[str, Any] = {name: excluded[name] for name in columns}
@@ -147,19 +161,28 @@ class Prepared:
     rows: Sequence[Mapping[str, Any]]
     shape: Shape
     stream: bytearray
+    volatile: tuple[str, ...] = ()
 
 
 def _page_shape(
-    table: sa.Table, rows: Sequence[Mapping[str, Any]], guard: str | None, ceiling: bool
+    table: sa.Table,
+    rows: Sequence[Mapping[str, Any]],
+    guard: str | None,
+    ceiling: bool,
+    volatile: tuple[str, ...],
 ) -> tuple[tuple[str, ...], tuple[str, ...], Shape]:
     pk = tuple(column.name for column in table.primary_key.columns)
     columns = tuple(_data_columns(table, rows, pk))
     names = tuple(c.name for c in table.c if c.name in pk or c.name in columns)
-    return pk, columns, shape(table, names, pk, guard, ceiling)
+    return pk, columns, shape(table, names, pk, guard, ceiling, volatile)
 
 
 def prepare_page(
-    model: type[Base], rows: Sequence[Mapping[str, Any]], *, guard_column: str | None = None
+    model: type[Base],
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    guard_column: str | None = None,
+    volatile: Sequence[str] = (),
 ) -> Prepared | None:
     """The Postgres write of ``rows`` made ahead (no session, no I/O: the fetch-ahead thread
     calls it after mapping), or None when the writer must do it all itself: no rows, a key
@@ -168,13 +191,13 @@ def prepare_page(
         return None
     table = _table(model)
     try:
-        pk, _, page_shape = _page_shape(table, rows, guard_column, False)
+        pk, _, page_shape = _page_shape(table, rows, guard_column, False, tuple(volatile))
     except ValueError:
         return None
     if len(_dedupe(rows, pk)) != len(rows):
         return None
     stream = encode(page_shape, rows)
-    return None if stream is None else Prepared(rows, page_shape, stream)
+    return None if stream is None else Prepared(rows, page_shape, stream, tuple(volatile))
 
 
 def upsert_page(
@@ -187,15 +210,17 @@ def upsert_page(
     guard_column: str | None = None,
     guard_ceiling: datetime | None = None,
     prepared: Prepared | None = None,
+    volatile: Sequence[str] = (),
 ) -> UpsertCounts:
     """Insert new rows, update changed ones, leave identical ones untouched; return the counts.
 
     ``guard_column`` (``"last_modified_at"`` for appointments) makes an older value never
     overwrite a newer one, and a row without a value never overwrite one with a value (it cannot
     be shown newer; a stored row without one may be overwritten); rows refused that way count
-    as unchanged. ``guard_ceiling``, for a
-    page whose guard time is uncertain, is the latest instant it could stand for.
-    ``prepared``: ``prepare_page`` of these very rows (used on Postgres when it fits).
+    as unchanged. ``guard_ceiling``, for a page whose guard time is uncertain, is the latest
+    instant it could stand for. ``volatile`` (``Resource.volatile_fields``): keys of ``raw``
+    that are no change (a row differing only there is left as it is). ``prepared``:
+    ``prepare_page`` of these very rows (used on Postgres when it fits).
     """
     if not rows:
         return UpsertCounts()
@@ -207,6 +232,7 @@ def upsert_page(
         and prepared.rows is rows
         and guard_ceiling is None
         and prepared.shape.guard == guard_column
+        and prepared.volatile == tuple(volatile)
     ):
         inserted, written = copy_upsert(
             session,
@@ -218,7 +244,9 @@ def upsert_page(
             stream=prepared.stream,
         )
         return UpsertCounts(inserted, written - inserted, len(rows) - written)
-    pk, columns, page_shape = _page_shape(table, rows, guard_column, guard_ceiling is not None)
+    pk, columns, page_shape = _page_shape(
+        table, rows, guard_column, guard_ceiling is not None, tuple(volatile)
+    )
     page = _dedupe(rows, pk)
     if postgres:
         inserted, written = copy_upsert(
@@ -226,7 +254,9 @@ def upsert_page(
         )
         updated = written - inserted
     else:
-        stmt = _statement(table, columns, pk, guard_column, guard_ceiling is not None)
+        stmt = _statement(
+            table, columns, pk, guard_column, guard_ceiling is not None, tuple(volatile)
+        )
         binds: dict[str, Any] = {"now": now, "run_id": run_id}
         if guard_ceiling is not None:
             binds["ceiling"] = guard_ceiling
@@ -291,6 +321,23 @@ def has_live_rows(
         table.c.practice_id == practice_id, table.c.deleted_at.is_(None), *scope_filter
     )
     return session.scalar(query.limit(1)) is not None
+
+
+def live_values(
+    session: Session,
+    model: type[Base],
+    column: str,
+    *,
+    practice_id: str,
+    scope_filter: Iterable[sa.ColumnElement[bool]] = (),
+) -> set[Any]:
+    """The distinct values of ``column`` among the live rows in scope (e.g. the departments
+    holding live appointments in a window)."""
+    table = _table(model)
+    query = sa.select(table.c[column]).where(
+        table.c.practice_id == practice_id, table.c.deleted_at.is_(None), *scope_filter
+    )
+    return set(session.scalars(query.distinct()))
 
 
 def mark_missing(

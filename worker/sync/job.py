@@ -231,16 +231,27 @@ def _landed(mapped: MappedPage, key: str, guard: str | None) -> dict[str, Any]:
     return {str(row[key]): row.get(guard) if guard else None for row in rows}
 
 
-def map_page(job: Job, records: list[Any], context: dict[str, Any]) -> MappedPage:
-    """The page's rows and letters; on Postgres also its write made ahead (``prepare_page``),
+def map_page(
+    job: Job, records: list[Any], context: dict[str, Any], *, prepare: bool = True
+) -> MappedPage:
+    """The page's rows and letters; on Postgres also its write made ahead (``prepare_mapped``),
     as mappers run in the fetch-ahead thread: the writing thread then only waits for Postgres.
-    """
+    ``prepare=False``: a piece of a page, prepared once whole by the caller."""
     resource = resource_for(job.unit.resource)
     mapped = map_records(
         records, resource=resource, practice_id=job.unit.practice_id, context=context
     )
+    return prepare_mapped(job, mapped) if prepare else mapped
+
+
+def prepare_mapped(job: Job, mapped: MappedPage) -> MappedPage:
+    """``mapped`` with its Postgres write made ahead (``prepare_page``), on Postgres."""
     if job.ctx.prepare_writes:
+        resource = resource_for(job.unit.resource)
         mapped.prepared = prepare_page(
-            resource.model, mapped.rows, guard_column=resource.guard_column
+            resource.model,
+            mapped.rows,
+            guard_column=resource.guard_column,
+            volatile=resource.volatile_fields,
         )
     return mapped

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,18 +15,22 @@ from worker.sync.job import Job, Mapper, mapped_pages, pages, write_page
 
 log = structlog.get_logger()
 
+Scope = tuple[Any, ...] | Callable[[], tuple[Any, ...]]
+"""The rows a complete read covers, or how to tell once it is complete (conditions ANDed)."""
+
 
 def read_then_mark(
     job: Job,
     params: dict[str, Any],
     mapper: Mapper,
     model: Any,
-    scope: tuple[Any, ...],
+    scope: Scope,
     *,
     path: str | None = None,
 ) -> None:
     """Read every page, then mark deleted what the complete read did not see (``path``: another
-    listing than the resource's own, see ``pages_in_turn``).
+    listing than the resource's own, see ``pages_in_turn``). ``scope`` may be decided once the
+    read is complete (a multi-department answer covers the departments it accounts for).
 
     The marking is only reached after the last page: a partial read (an error part-way) raises
     out of the loop and never marks anything. Offset paging over data that changes while it is
@@ -55,6 +60,8 @@ def read_then_mark(
         )
         job.counts = replace(job.counts, deletions_deferred=True)
         return
+    if callable(scope):
+        scope = scope()
     if (
         read == 0
         and _holds_live_rows(job, model, scope)

@@ -7,7 +7,7 @@ from typing import Any
 
 from worker.resources import Resource
 from worker.resources import get_resource as resource_for
-from worker.sync.job import Job, map_page, pages
+from worker.sync.job import Job, map_page, pages, prepare_mapped
 from worker.sync.pages import MappedPage
 from worker.sync.read.complete import read_then_mark
 
@@ -27,8 +27,8 @@ def _rows(job: Job, resource: Resource, records: list[Any], visible: set[str] | 
     for record in records:
         ident = resource.record_id(record)
         hidden = None if ident is None else ident not in visible
-        mapped.extend(map_page(job, [record], {"hidden": hidden}))
-    return mapped
+        mapped.extend(map_page(job, [record], {"hidden": hidden}, prepare=False))
+    return prepare_mapped(job, mapped)
 
 
 def read_listing(job: Job) -> None:
