@@ -308,7 +308,7 @@ def parse_athena_datetime(
 ) -> datetime | None:
     """``MM/DD/YYYY HH:MM[:SS]`` in ``zone`` (US/Eastern for audit times) to aware UTC."""
     if type(value) is str and len(value) == 19 and zone is EASTERN:
-        found = _eastern_fast(value)
+        found = eastern_fast(value)
         if found is not None:
             return found
     text = value.strip() if isinstance(value, str) else None
@@ -333,7 +333,7 @@ def parse_athena_datetime(
     return wall_to_utc(day, hour, minute, second, 0, zone_info(zone.strip()))
 
 
-def _eastern_fast(text: str) -> datetime | None:
+def eastern_fast(text: str) -> datetime | None:
     """The common ``MM/DD/YYYY HH:MM:SS`` in US/Eastern (five per appointment), or None to take
     the careful path above, which also says what is wrong. The hour's instant is looked up once
     (cached); Eastern's offsets are whole hours, so minutes and seconds are added as they are."""

@@ -392,3 +392,19 @@ def test_record_id_for_dead_letters_never_raises():
     assert resource.record_id(APPOINTMENT) == "1115851"
     assert resource.record_id({"appointmentid": {"x": 1}}) is None
     assert resource.record_id("garbage") is None
+
+
+def test_cached_start_times_keep_zones_apart_and_bad_values_fail_every_time() -> None:
+    """Slots repeat across departments, so (date, starttime, zone) is parsed once: the zone is
+    part of the answer, and a bad value (never cached) is refused on every record."""
+    from worker.resources import appointments as appts
+
+    base = {"appointmentid": "1", "departmentid": "1", "date": "11/01/2026", "starttime": "01:30"}
+    zones = {"1": "US/Eastern", "2": "US/Arizona"}
+    east = appts.to_row(base, practice_id="195900", timezones=zones)
+    west = appts.to_row({**base, "departmentid": "2"}, practice_id="195900", timezones=zones)
+    assert east["start_at"].isoformat() == "2026-11-01T05:30:00+00:00"  # first of the two 1:30s
+    assert west["start_at"].isoformat() == "2026-11-01T08:30:00+00:00"
+    for _ in range(2):
+        with pytest.raises(BadRecord, match="starttime"):
+            appts.to_row({**base, "starttime": "25:00"}, practice_id="195900", timezones=zones)
