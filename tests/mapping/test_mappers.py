@@ -394,9 +394,9 @@ def test_record_id_for_dead_letters_never_raises():
     assert resource.record_id("garbage") is None
 
 
-def test_cached_start_times_keep_zones_apart_and_bad_values_fail_every_time() -> None:
-    """Slots repeat across departments, so (date, starttime, zone) is parsed once: the zone is
-    part of the answer, and a bad value (never cached) is refused on every record."""
+def test_start_times_keep_zones_apart_and_bad_values_fail_every_time() -> None:
+    """The same date and time in two departments' zones are two instants (the hour-offset cache
+    is per zone), and a bad value is refused on every record."""
     from worker.resources import appointments as appts
 
     base = {"appointmentid": "1", "departmentid": "1", "date": "11/01/2026", "starttime": "01:30"}

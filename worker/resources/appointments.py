@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date, datetime, time
-from functools import lru_cache
 from typing import Any, TypedDict, cast
 
 from models import Appointment
@@ -70,18 +69,6 @@ EASTERN_TIMES = {
 _ID_ITEMS = tuple(IDS.items())
 _TEXT_ITEMS = tuple(TEXT.items())
 _EASTERN_ITEMS = tuple(EASTERN_TIMES.items())
-
-
-def _parse_start(day: Any, clock: Any, zone: str) -> tuple[datetime, date, time]:
-    """(start_at in UTC, local date, local time) of ``date`` + ``starttime`` in ``zone``."""
-    local_date = parse_date(day, "date", required=True)
-    local_time = parse_hhmm(clock, "starttime", required=True)
-    return local_to_utc(local_date, local_time, zone), local_date, local_time
-
-
-# A practice's slots repeat (the same days and times in every department): one parse per
-# (date, time, zone). A bad value raises each time (exceptions are not cached).
-_local_start = lru_cache(maxsize=16384)(_parse_start)
 
 
 def _zone_for(department_id: str, timezones: Mapping[str, str], fallback: str | None) -> str:
@@ -171,11 +158,11 @@ def to_row(
             value = parse_str(value, key)
         row[column] = value
     zone = _zone_for(department_id, timezones, fallback_zone)
-    day, clock = get("date"), get("starttime")
-    if type(day) is str and type(clock) is str:
-        row["start_at"], row["local_date"], row["local_time"] = _local_start(day, clock, zone)
-    else:
-        row["start_at"], row["local_date"], row["local_time"] = _parse_start(day, clock, zone)
+    local_date = parse_date(get("date"), "date", required=True)
+    local_time = parse_hhmm(get("starttime"), "starttime", required=True)
+    row["start_at"] = local_to_utc(local_date, local_time, zone)
+    row["local_date"] = local_date
+    row["local_time"] = local_time
     row["timezone_name"] = zone
     row["duration_minutes"] = parse_duration(get("duration"), "duration")
     for column, key in _EASTERN_ITEMS:
