@@ -148,12 +148,19 @@ def encode(shape: Shape, rows: Sequence[Mapping[str, Any]]) -> bytearray | None:
 
 def hash_sql(columns: Sequence[str], alias: str | None = None, volatile: Sequence[str] = ()) -> str:
     """The row hash over ``columns`` (the mapped ones and ``raw``, in table order); ``raw``
-    without its ``volatile`` keys (``Resource.volatile_fields``: not a change)."""
+    without its ``volatile`` keys (``Resource.volatile_fields``: not a change). The keys are
+    taken out only from a ``raw`` holding one: ``raw - key`` builds a new jsonb for every row
+    (~8% of a full load's upsert), and is ``raw`` itself, hashed alike, when the key is absent.
+    """
     prefix = f"{alias}." if alias else ""
     listed = [prefix + c for c in columns]
     if volatile and "raw" in columns:
-        dropped = "".join(" - '" + key.replace("'", "''") + "'" for key in volatile)
-        listed[list(columns).index("raw")] = f"({prefix}raw{dropped})"
+        keys = [key.replace("'", "''") for key in volatile]
+        raw = f"{prefix}raw"
+        quoted = ", ".join("'" + key + "'" for key in keys)
+        holds = f"{raw} ?| ARRAY[{quoted}]"
+        dropped = raw + "".join(f" - '{key}'" for key in keys)
+        listed[list(columns).index("raw")] = f"(CASE WHEN {holds} THEN {dropped} ELSE {raw} END)"
     return f"hash_record_extended(ROW({', '.join(listed)}), 0)"
 
 
