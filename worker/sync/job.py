@@ -146,7 +146,7 @@ def pages_in_turn(
                 yield index, page, (mapper(page.records) if mapper is not None else None)
 
     job.params = listings[0] if listings else {}
-    ahead = fetch_ahead(read, depth=2)
+    ahead = fetch_ahead(read)  # one page ahead: two gained nothing once pages were prepared
     try:
         while True:
             try:
