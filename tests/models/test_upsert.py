@@ -503,3 +503,33 @@ def test_volatile_keys_of_raw_are_no_change(session):
     session.commit()
     stored = session.get(Appointment, ("195900", "1"))
     assert (stored.status, stored.raw["appointmentnotes"]) == ("x", [{"notetext": "call back"}])
+
+
+def test_a_stored_lastmodified_in_the_future_does_not_freeze_the_row(session):
+    """A record stamped far in the future (accepted up to the year 2100) must not refuse every
+    later version; one stamped within FUTURE_GUARD_TOLERANCE of the write's clock still guards."""
+    guard = "last_modified_at"
+    future = T0 + timedelta(days=300)
+    upsert_page(
+        session,
+        Appointment,
+        [appointment("9", modified=future)],
+        run_id=1,
+        now=T0,
+        guard_column=guard,
+    )
+    upsert_page(
+        session, Appointment, [appointment("8", modified=T1)], run_id=1, now=T0, guard_column=guard
+    )
+    session.commit()
+    fixed = appointment("9", status="x", modified=T1)
+    counts = upsert_page(session, Appointment, [fixed], run_id=2, now=T1, guard_column=guard)
+    session.commit()
+    assert counts.updated == 1
+    row = session.get(Appointment, ("195900", "9"))
+    assert row is not None and (row.status, row.last_modified_at) == ("x", T1)
+    # Stored T1, written at T0 (an hour ahead: clocks differ that much): still the newer one.
+    stale = appointment("8", status="x", modified=T0)
+    counts = upsert_page(session, Appointment, [stale], run_id=3, now=T0, guard_column=guard)
+    session.commit()
+    assert counts.unchanged == 1

@@ -39,7 +39,7 @@ import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from operator import itemgetter
 from typing import Any
@@ -169,15 +169,22 @@ def _copy_type(column: sa.Column[Any]) -> str:
     return _COPY_TYPES.get(name, name)
 
 
+# A stored guard time later than the write's clock by more than this was never a real change
+# time (a record stamped in the future, accepted up to the year 2100): it does not hold back
+# later versions, or one such value would freeze its row for good.
+FUTURE_GUARD_TOLERANCE = timedelta(days=1)
+
+
 def _guard_sql(table: str, guard: str | None, ceiling: bool) -> str:
-    """The stored guard time is NULL, or the incoming one is known and the stored one is not
-    after it (or after ``%(ceiling)s``, the latest instant the incoming value could stand for,
-    when that is uncertain): a row without a time cannot be shown newer than one with a time."""
+    """The stored guard time is NULL or in the future (past ``%(distrust)s``), or the incoming
+    one is known and the stored one is not after it (or after ``%(ceiling)s``, the latest
+    instant the incoming value could stand for, when that is uncertain): a row without a time
+    cannot be shown newer than one with a time."""
     if guard is None:
         return ""
     limit = "%(ceiling)s" if ceiling else f"EXCLUDED.{guard}"
     return (
-        f" AND ({table}.{guard} IS NULL"
+        f" AND ({table}.{guard} IS NULL OR {table}.{guard} > %(distrust)s"
         f" OR (EXCLUDED.{guard} IS NOT NULL AND {table}.{guard} <= {limit}))"
     )
 
@@ -297,7 +304,12 @@ def copy_upsert(
         stream = None
     if stream is None:
         _check_zoned(shape, rows)
-    params = {"now": now, "run_id": run_id, "ceiling": ceiling}
+    params = {
+        "now": now,
+        "run_id": run_id,
+        "ceiling": ceiling,
+        "distrust": now + FUTURE_GUARD_TOLERANCE,
+    }
     statement = _with_savepoint(session, shape.create)
     try:
         with dbapi.cursor() as cursor:

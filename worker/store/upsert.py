@@ -32,7 +32,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from models import BOOKKEEPING_COLUMNS, Base, UTCDateTime
-from worker.store.staging import Shape, copy_upsert, encode, shape
+from worker.store.staging import FUTURE_GUARD_TOLERANCE, Shape, copy_upsert, encode, shape
 
 # SQLite caps bind parameters per statement (32766): its key lookups go in chunks that fit.
 MAX_BIND_PARAMS = 30_000
@@ -114,12 +114,13 @@ def _compared(column: Any, volatile: Sequence[str]) -> Any:
 
 
 def _not_older(table: sa.Table, excluded: Any, guard: str, ceiling: bool) -> sa.ColumnElement[bool]:
-    """The stored guard time is NULL, or the incoming one is known and the stored one is not
-    after it (or after ``ceiling``, the latest instant the incoming value could stand for, when
-    that is uncertain): as ``staging._guard_sql`` on Postgres."""
+    """The stored guard time is NULL or in the future (past ``distrust``), or the incoming one
+    is known and the stored one is not after it (or after ``ceiling``, the latest instant the
+    incoming value could stand for, when that is uncertain): as ``staging._guard_sql``."""
     limit = excluded[guard] if not ceiling else sa.bindparam("ceiling", type_=UTCDateTime())
     known = sa.and_(excluded[guard].is_not(None), table.c[guard] <= limit)
-    return sa.or_(table.c[guard].is_(None), known)
+    future = table.c[guard] > sa.bindparam("distrust", type_=UTCDateTime())
+    return sa.or_(table.c[guard].is_(None), future, known)
 
 
 @lru_cache(maxsize=64)
@@ -260,6 +261,8 @@ def upsert_page(
         binds: dict[str, Any] = {"now": now, "run_id": run_id}
         if guard_ceiling is not None:
             binds["ceiling"] = guard_ceiling
+        if guard_column is not None:
+            binds["distrust"] = now + FUTURE_GUARD_TOLERANCE
         inserted, updated = _sqlite_upsert(session, table, pk, page, stmt, binds)
     # A key given twice is written once; the extra copy counts as unchanged.
     return UpsertCounts(inserted, updated, len(rows) - inserted - updated)
@@ -286,8 +289,9 @@ def _sqlite_upsert(
         "last_sync_run_id": binds["run_id"],
     }
     params = [{**row, **extra} for row in page]
-    if "ceiling" in binds:
-        params = [{**row, "ceiling": binds["ceiling"]} for row in params]
+    extra_binds: dict[str, Any] = {k: binds[k] for k in ("ceiling", "distrust") if k in binds}
+    if extra_binds:
+        params = [{**row, **extra_binds} for row in params]
     written = list(session.execute(stmt, params))
     inserted = len({tuple(row[: len(pk)]) for row in written} - existing)
     return inserted, len(written) - inserted
