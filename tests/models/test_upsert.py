@@ -375,6 +375,40 @@ def test_mark_missing_spares_rows_written_since_the_read_began(session):
     assert again == Marked(deleted=0, spared=1)
 
 
+def test_a_row_another_process_marks_meanwhile_is_not_counted_spared(session, engine):
+    """Between the marking's SELECT of live rows and its UPDATE, another process marks "2"
+    deleted: it was neither marked here nor spared, so no deletion is reported deferred."""
+    upsert_page(session, Provider, [provider("1"), provider("2"), provider("3")], run_id=1, now=T0)
+    session.commit()
+    real_execute = session.execute
+    done: list[bool] = []
+
+    def execute(statement: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(statement, sa.Update) and not done:
+            done.append(True)
+            with Session(engine) as other:
+                other.execute(
+                    sa.update(Provider)
+                    .where(Provider.provider_id == "2")
+                    .values(deleted_at=T1, last_sync_run_id=9)
+                )
+                other.commit()
+        return real_execute(statement, *args, **kwargs)
+
+    session.execute = execute  # type: ignore[method-assign]
+    marked = mark_missing(
+        session,
+        Provider,
+        practice_id="195900",
+        seen_ids={"1"},
+        now=T2,
+        run_id=3,
+        spare_written_since=T1,
+    )
+    session.commit()
+    assert done and marked == Marked(deleted=1, spared=0)
+
+
 def test_pages_wider_than_one_statement_are_split_and_counted(session):
     page = [appointment(str(i)) for i in range(2000)]
     assert upsert_page(session, Appointment, page, run_id=1, now=T0).inserted == 2000

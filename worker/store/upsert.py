@@ -380,12 +380,22 @@ def mark_missing(
         # Checked by the UPDATE itself: a row written after the SELECT above (its lock waited
         # for, its new version re-read by Postgres) is spared too.
         still_missing.append(table.c.last_seen_at < spare_written_since)
-    deleted = 0
+    deleted = spared = 0
     for chunk in _chunks(unseen, MARK_CHUNK):
         result = session.execute(
             sa.update(table)
             .where(id_column.in_(chunk), *still_missing)
             .values(deleted_at=now, last_sync_run_id=run_id)
         )
-        deleted += int(getattr(result, "rowcount", 0) or 0)
-    return Marked(deleted=deleted, spared=len(unseen) - deleted)
+        marked = int(getattr(result, "rowcount", 0) or 0)
+        deleted += marked
+        if marked < len(chunk):
+            # Left live: written since the read began (spared). Rows another process marked
+            # deleted meanwhile are neither (they would flag deletions deferred for nothing).
+            live = sa.select(sa.func.count()).where(
+                id_column.in_(chunk),
+                table.c.practice_id == practice_id,
+                table.c.deleted_at.is_(None),
+            )
+            spared += int(session.scalar(live) or 0)
+    return Marked(deleted=deleted, spared=spared)
