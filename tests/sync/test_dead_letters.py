@@ -306,3 +306,39 @@ def test_replaying_a_stale_record_never_overwrites_newer_data(pg: Harness) -> No
         "Old-Name"
     )
     assert h.rows("dead_letters")[0]["state"] == "resolved"
+
+
+def test_replaying_a_record_the_guard_refuses_says_so(pg: Harness) -> None:
+    """The row was written before the letter (so not "synced since"), but it carries a newer
+    lastmodified than the lettered copy: the guard keeps the row, and the replay must say the
+    record was not written rather than "re-mapped and stored"."""
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from sqlalchemy.orm import Session
+
+    from worker.store.letters import BadRecordLetter, add_record_letters
+
+    h = pg
+    h.sync()
+    row = next(r for r in h.rows("appointments") if r["last_modified_at"] is not None)
+    older = row["last_modified_at"].astimezone(ZoneInfo("US/Eastern")) - timedelta(days=2)
+    stale = {**row["raw"], "lastmodified": older.strftime("%m/%d/%Y %H:%M:%S")}
+    stale["appointmentstatus"] = "x" if row["status"] != "x" else "f"
+    with Session(h.engine) as session, session.begin():
+        add_record_letters(
+            session,
+            [BadRecordLetter(stale, row["appointment_id"], "old mapper bug")],
+            resource="appointments",
+            practice_id=PRACTICE,
+            department_id=row["department_id"],
+            path=None,
+            run_id=None,
+            now=datetime.now(UTC),
+        )
+    outcomes = _replay_all(h)
+    assert [o.result for o in outcomes] == ["superseded"]
+    stored = h.rows("appointments", f"appointment_id = '{row['appointment_id']}'")[0]
+    assert stored["status"] == row["status"]
+    letter = h.rows("dead_letters")[0]
+    assert letter["state"] == "resolved" and "not written" in letter["resolution_note"]

@@ -40,14 +40,20 @@ def replay_record(ctx: SyncContext, letter: DeadLetter, *, dry_run: bool) -> Rep
             return ReplayOutcome(letter.id, "record", action, "superseded", newer)
         if dry_run:
             return ReplayOutcome(letter.id, "record", action, "would replay", "record now maps")
-        upsert_page(
+        counts = upsert_page(
             session,
             resource.model,
             [row],
             run_id=None,
             now=ctx.clock(),
             guard_column=resource.guard_column,
+            volatile=resource.volatile_fields,
         )
+        if not (counts.inserted or counts.updated):
+            # The stored row is the same, or newer by its lastmodified (the guard kept it).
+            why = "the stored row is as new or newer; the record was not written"
+            resolve_in(session, letter.id, now=ctx.clock(), note=f"superseded: {why}")
+            return ReplayOutcome(letter.id, "record", action, "superseded", why)
         resolve_in(session, letter.id, now=ctx.clock(), note="record re-mapped and stored")
     return ReplayOutcome(letter.id, "record", action, "resolved")
 
