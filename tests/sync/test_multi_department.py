@@ -168,3 +168,27 @@ def test_reconcile_defers_marking_when_the_listing_moves_while_read(
         assert set(stored(h)) == before  # nothing marked on a read that moved
         (again,) = run(h, "reconcile")  # the next complete, stable read marks them
         assert again.counts.deleted == 2 and set(stored(h)) == before - set(moved)
+
+
+def test_bad_records_of_a_multi_department_read_are_lettered_against_their_department(
+    h: Harness,
+) -> None:
+    """One unit reads every department, but a bad record names its own: its letter counts
+    against that department (freshness), not against all of them. A record whose department
+    is itself unreadable (an object) stays a practice-level letter."""
+    from sandbox import FaultConfig
+
+    run(h, "incremental", "departments")
+    h.server.set_faults(FaultConfig(malformed_appointments=12, seed=3))
+    (result,) = run(h, "incremental")
+    assert result.unit.department_id is None and result.counts.dead_lettered
+    letters = h.rows("dead_letters", "kind = 'record'")
+    assert letters
+    departments = {d["department_id"] for d in h.rows("departments")}
+    for letter in letters:
+        named = letter["record"].get("departmentid")
+        if isinstance(named, (str, int)) and str(named) in departments:
+            assert letter["department_id"] == str(named), letter["error_message"]
+        else:
+            assert letter["department_id"] is None, letter["error_message"]
+    assert any(letter["department_id"] is not None for letter in letters)

@@ -191,6 +191,7 @@ RESOURCE = Resource(
     params={"showcancelled": "true", "showcopay": "false"},
     guard_column="last_modified_at",
     guard_field="lastmodified",
+    department_field="departmentid",
     read=ReadStrategy.BY_DEPARTMENT,
     # The feed carries booked and cancelled appointments alike (same record shape).
     feed=Feed(

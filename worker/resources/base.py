@@ -88,6 +88,10 @@ class Resource:
     guard_field: str | None = None
     """The record's field ``guard_column`` is mapped from (``lastmodified``, Eastern), read from
     a bad record's stored copy to tell whether a clean copy is at least as new."""
+    department_field: str | None = None
+    """The record's field naming its department, for a resource read by department: a bad
+    record read by a unit of many departments (the feed, the multi-department listing) is
+    lettered against that department."""
     read: ReadStrategy = ReadStrategy.LISTING
     """How the engine reads it."""
     visible_params: Mapping[str, str] | None = None

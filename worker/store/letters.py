@@ -201,18 +201,25 @@ def add_record_letters(
     path: str | None,
     run_id: int | None,
     now: datetime,
+    department_field: str | None = None,
 ) -> int:
-    """Keep bad records (one statement each; bad records are rare). Returns how many."""
+    """Keep bad records (one statement each; bad records are rare). Returns how many.
+    ``department_field``: for a unit reading many departments at once (``department_id``
+    None), the record's field naming its department, so each letter counts against that
+    department (freshness) rather than against all of them."""
     count = 0
     for letter in letters:
         identity = letter.record_id if letter.record_id is not None else _digest(letter.record)
+        department = department_id
+        if department is None and department_field is not None:
+            department = _record_department(letter.record, department_field)
         _upsert_letter(
             session,
             {
                 "kind": "record",
                 "resource": resource,
                 "practice_id": practice_id,
-                "department_id": department_id,
+                "department_id": department,
                 "path": path,
                 "params": None,
                 "http_status": None,
@@ -238,6 +245,16 @@ def add_record_letters(
             field=letter.field,
         )
     return count
+
+
+def _record_department(record: Any, field: str) -> str | None:
+    """The department a bad record names, if it names one plainly (an id of digits)."""
+    value = record.get(field) if isinstance(record, dict) else None
+    if type(value) is int and value >= 0:
+        return str(value)
+    if isinstance(value, str) and value.strip().isdigit() and value.strip().isascii():
+        return value.strip()
+    return None
 
 
 # NUL, and surrogate code points (in a str always lone ones: a pair decodes to one code point).

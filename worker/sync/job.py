@@ -196,6 +196,7 @@ def write_page(job: Job, session: Session, page: Page, mapped: MappedPage) -> Co
         path=page.path,
         run_id=job.run_id,
         now=now,
+        department_field=resource.department_field,
     )
     if job.resolve_letters:
         resolve_record_letters(
