@@ -261,7 +261,7 @@ def test_the_lastmodified_guard_refuses_older_data_except_inside_the_repeated_ho
     api.appointments["1"] = [
         appointment("1", lastmodified="06/02/2020 17:30:37"),
         appointment("2", lastmodified="11/01/2026 01:50:00"),  # first pass of the repeated hour
-        appointment("3", lastmodified="12/01/2026 10:00:00"),
+        appointment("3", lastmodified="11/20/2026 10:00:00"),  # (a stored time in the past)
     ]
     _sync(h, mode="reconcile")
     api.appointments["1"] = [
