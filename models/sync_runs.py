@@ -49,6 +49,11 @@ class SyncRun(Base):
     deletions_deferred: Mapped[bool] = mapped_column(
         sa.Boolean(), nullable=False, server_default=sa.false()
     )
+    # A changed-feed read that stopped at its page budget with changes still waiting: not a read
+    # of everything up to its start (freshness leaves it out), see worker.sync.read.feed.
+    more_waiting: Mapped[bool] = mapped_column(
+        sa.Boolean(), nullable=False, server_default=sa.false()
+    )
     started_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     error_summary: Mapped[str | None] = mapped_column(sa.Text())

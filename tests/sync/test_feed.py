@@ -337,3 +337,36 @@ def test_without_a_date_header_a_tick_still_costs_one_request(
         assert requests_to(h, FEED) == 3
         assert requests_to(h, FEED + "/subscription") == 1  # the first run's check only
         assert source(h)["server_offset_seconds"] is None
+
+
+def test_a_feed_read_stopped_by_its_page_budget_is_not_fresh_until_drained(
+    make_sandbox: Callable[..., SandboxServer], fresh_pg_url: str, monkeypatch: Any
+) -> None:
+    """A run that stops at MAX_PAGES with changes still waiting has not read everything up to
+    its start: it says so (``more_waiting``) and freshness does not date the practice from it;
+    the run that drains the rest does."""
+    import worker.sync.read.feed as feed
+    from worker.store.freshness_query import read_facts
+
+    monkeypatch.setattr(feed, "MAX_PAGES", 2)
+    for h in make_harness(make_sandbox, fresh_pg_url, {}, {"ATHENA_PAGE_LIMIT": "4"}):
+        h.server.subscribe(PRACTICE)
+        run(h, "incremental", "all")
+        h.server.mutate(PRACTICE, modify=10)
+
+        def changed_reads(h: Harness = h) -> list[Any]:
+            with session_factory(h.engine)() as session:
+                facts = read_facts(session, [PRACTICE])
+            return [f for f in facts if f.kind == "read" and f.changed]
+
+        (paused,) = run(h, "changed")
+        assert paused.counts.fetched == 8 and paused.counts.more_waiting
+        assert "more changes waiting" in (paused.note or "")
+        assert h.scalar("SELECT more_waiting FROM sync_runs WHERE id = :i", i=paused.run_id)
+        assert changed_reads() == []  # the only feed run stopped short: not fresh from it
+        (drained,) = run(h, "changed")
+        assert drained.counts.fetched == 2 and not drained.counts.more_waiting
+        (read,) = changed_reads()
+        assert read.at == h.scalar(
+            "SELECT started_at FROM sync_runs WHERE id = :i", i=drained.run_id
+        )

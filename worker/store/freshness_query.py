@@ -75,7 +75,7 @@ def facts_statement(
             sa.func.count().label("count"),
             covers.label("covers"),
         )
-        .where(SyncRun.status.in_(SUCCEEDED))
+        .where(SyncRun.status.in_(SUCCEEDED), SyncRun.more_waiting.is_(False))
         .group_by(SyncRun.practice_id, SyncRun.resource, SyncRun.department_id, changed, covers)
     )
     letters = (

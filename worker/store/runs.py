@@ -31,6 +31,7 @@ class Counts:
     dead_lettered: int = 0
     api_calls: int = 0
     deletions_deferred: bool = False
+    more_waiting: bool = False
 
     def as_dict(self) -> dict[str, int]:
         """The counters, as columns of ``sync_runs``."""
@@ -39,8 +40,9 @@ class Counts:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Counts:
         """Inverse of :meth:`as_dict` (a Celery result); absent counters are zero."""
-        counts = {name: int(data.get(name) or 0) for name in COUNTERS}
-        return cls(**counts, deletions_deferred=bool(data.get("deletions_deferred")))
+        values: dict[str, Any] = {name: int(data.get(name) or 0) for name in COUNTERS}
+        values.update({name: bool(data.get(name)) for name in FLAGS})
+        return cls(**values)
 
 
 @dataclass
@@ -75,7 +77,8 @@ class RunResult:
 
 
 _FIELDS = tuple(Counts.__dataclass_fields__)
-COUNTERS = tuple(name for name in _FIELDS if name != "deletions_deferred")
+FLAGS = ("deletions_deferred", "more_waiting")
+COUNTERS = tuple(name for name in _FIELDS if name not in FLAGS)
 _RUNS = cast(sa.Table, SyncRun.__table__)
 # Once per page: Core, not an ORM update (which would look for the run among the session's
 # objects to keep them in step), and the same statement every time.

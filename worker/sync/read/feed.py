@@ -35,7 +35,7 @@ happens before the answer reaches us (ATHENA_API.md §2.8), so this reads robust
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -191,6 +191,9 @@ class FeedRun:
             if self._finished(reply.body, records, params["limit"]):
                 return
         log.info("sync.feed_paused", pages=MAX_PAGES, reason="page budget of one run spent")
+        # Not a read of everything waiting at its start: freshness leaves this run out.
+        self.job.counts = replace(self.job.counts, more_waiting=True)
+        self.job.note = f"page budget of {MAX_PAGES} pages spent, more changes waiting"
 
     def _read(self, params: dict[str, Any]) -> Reply | None:
         """One destructive read under a committed marker; None when it failed and its span was
