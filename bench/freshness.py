@@ -139,7 +139,9 @@ def _env(
         "SCHEDULE_REPLAY_MINUTES": "1440",
         "SCHEDULE_RECONCILE_CRON": "0 0 1 1 *",
         "SYNC_LEASE_SECONDS": "60",
-        "LOG_LEVEL": "WARNING",
+        # INFO: the harness waits for the workers' "ready." and counts the beat's "Sending due
+        # task" lines (WARNING hid both since the JSON/level logging of issue 15).
+        "LOG_LEVEL": "INFO",
         **scenario.env,
     }
 
