@@ -123,9 +123,12 @@ def _stored(sessions: sa.orm.sessionmaker[Session]) -> list[tuple[Any, ...]]:
         ]
 
 
-def test_a_stream_made_for_other_rows_is_not_used(pg: Engine, truth, monkeypatch):
-    rows = appointment_rows(truth)
-    prepared = prepare_page(Appointment, rows[:10], guard_column="last_modified_at")
+def test_a_stream_is_used_only_for_its_own_rows_and_guard(pg: Engine, truth, monkeypatch):
+    """Each condition alone turns the stream down; the very rows with the same guard take it
+    (the control: without it, a check that always said no would pass)."""
+    subset = appointment_rows(truth)[:10]
+    guarded = {"guard_column": "last_modified_at", "volatile": ("appointmentnotes",)}
+    prepared = prepare_page(Appointment, subset, **guarded)
     assert prepared is not None
     streams: list[bytes | None] = []
     real = staging.copy_upsert
@@ -137,20 +140,16 @@ def test_a_stream_made_for_other_rows_is_not_used(pg: Engine, truth, monkeypatch
     monkeypatch.setattr("worker.store.upsert.copy_upsert", spy)
     sessions = sa.orm.sessionmaker(bind=pg)
     with sessions.begin() as session:
-        copy = list(rows[:10])  # equal rows, another list
-        counts = upsert_page(
-            session,
-            Appointment,
-            copy,
-            run_id=None,
-            now=NOW,
-            guard_column="last_modified_at",
-            prepared=prepared,
-        )
-        # Made for a guarded write, not for an unguarded one either.
-        upsert_page(session, Appointment, rows[:10], run_id=None, now=NOW, prepared=prepared)
-    assert counts.inserted == 10
-    assert streams == [None, None]
+        for rows, options in (
+            (list(subset), guarded),  # equal rows, another list
+            (subset, {"volatile": guarded["volatile"]}),  # its rows, an unguarded write
+            (subset, {**guarded, "volatile": ()}),  # its rows and guard, other volatile keys
+            (subset, guarded),  # its rows and guard: used
+        ):
+            upsert_page(
+                session, Appointment, rows, run_id=None, now=NOW, prepared=prepared, **options
+            )
+    assert [stream is not None for stream in streams] == [False, False, False, True]
 
 
 def test_pages_the_writer_must_handle_itself_are_not_prepared():
